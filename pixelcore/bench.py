@@ -1,0 +1,67 @@
+"""Speed benchmark: prints sampling latency, batch throughput and training step time. Not a test."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import torch
+
+from .checkpoint import default_model_path, load_model
+from .losses import LossConfig, maskgit_loss, palette_features, token_weights
+from .sampling import encode_prompt, sample
+from .train import MaskedTokenModel, mask_batch
+
+log = logging.getLogger(__name__)
+
+
+def _timed(fn, repeats: int) -> float:
+    fn()  # warm-up
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    return (time.perf_counter() - start) / repeats
+
+
+def run_benchmarks(model_path: str | None, device: torch.device, steps: int = 10, threads: int = 0) -> dict:
+    """Measures the model at ``model_path`` (default: the shipped one) on ``device``; prints and returns numbers."""
+    if threads:
+        torch.set_num_threads(threads)
+    model = load_model(model_path or default_model_path(), device=device)
+    gen = torch.Generator()
+    cond1 = encode_prompt(model, "a blue diamond sword")
+    one = _timed(lambda: sample(model, cond1, steps=steps, generator=gen.manual_seed(0)), repeats=5)
+    batch32 = _timed(lambda: sample(model, cond1, steps=steps, batch_size=32, generator=gen.manual_seed(0)),
+                     repeats=2)
+    encode = _timed(lambda: encode_prompt(model, "a blue diamond sword"), repeats=10)
+
+    wrapped = MaskedTokenModel(model).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    tokens = torch.randint(0, len(model.palette), (64, 16, 16), generator=gen.manual_seed(1)).to(device)
+    weights, features = token_weights(tokens, model.palette, LossConfig()), palette_features(model.palette)
+    text_ids = model.text_encoder.tokenize(["a red sword item"] * 64).to(device)
+    drop = torch.zeros(64, dtype=torch.bool, device=device)
+
+    def train_step() -> None:
+        inputs, masked = mask_batch(tokens, model.mask_token, "cosine", gen)
+        loss, _ = maskgit_loss(wrapped(text_ids, inputs, drop), tokens, masked, weights, features, LossConfig())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    step_time = _timed(train_step, repeats=3)
+    results = {
+        "device": str(device), "threads": torch.get_num_threads(), "steps": steps,
+        "params_M": round(model.num_params() / 1e6, 2),
+        "latency_1_image_ms": round(one * 1000, 1),
+        "batch32_images_per_s": round(32 / batch32, 1),
+        "prompt_encode_ms": round(encode * 1000, 2),
+        "train_step_batch64_s": round(step_time, 3),
+    }
+    for key, value in results.items():
+        print(f"{key:>24}: {value}")  # the benchmark's output is its result
+    return results

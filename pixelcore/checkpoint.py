@@ -1,0 +1,151 @@
+"""Release checkpoints: one ``.safetensors`` file with weights, palette, config and format version.
+
+The file holds no pickle; loading validates format, keys, shapes, dtypes and finite values and names the
+file in every error. Training state (optimizer, step) lives in a separate resume file (see ``train``).
+Weights of a frozen pretrained open_clip text tower are not stored: the config names them instead.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+import safetensors
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from .model import PixelConfig, PixelModel
+from .palette import Palette
+
+log = logging.getLogger(__name__)
+
+FORMAT = "pixelcore"
+FORMAT_VERSION = 1
+PALETTE_KEY = "palette"
+_FROZEN_PREFIX = "text_encoder.clip."  # pretrained open_clip weights, named by config, never stored
+_FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+# Older safetensors releases do not export their error type at the top level.
+_SafetensorError = getattr(safetensors, "SafetensorError", OSError)
+
+
+class CheckpointError(ValueError):
+    """A model file that cannot be used; the message names the file and what is wrong."""
+
+
+def default_model_path() -> Path:
+    """The shipped default model."""
+    return Path(__file__).resolve().parent / "weights" / "pixelcore_default.safetensors"
+
+
+def release_state_dict(model: PixelModel) -> dict[str, torch.Tensor]:
+    return {k: v for k, v in model.state_dict().items() if not k.startswith(_FROZEN_PREFIX)}
+
+
+def save_model(model: PixelModel, path: str | Path, dtype: torch.dtype = torch.float32,
+               extra_metadata: dict | None = None) -> Path:
+    """Writes the release file atomically (a temp file renamed into place), float weights cast to ``dtype``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {k: (v.to(dtype) if v.is_floating_point() else v).detach().cpu().contiguous()
+               for k, v in release_state_dict(model).items()}
+    tensors[PALETTE_KEY] = model.palette.colors.contiguous()
+    metadata = {"format": FORMAT, "format_version": str(FORMAT_VERSION),
+                "config": json.dumps(model.config.to_dict())}
+    for key, value in (extra_metadata or {}).items():
+        metadata[key] = value if isinstance(value, str) else json.dumps(value)
+    fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata=metadata)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def read_metadata(path: str | Path) -> dict[str, str]:
+    """The metadata of a checkpoint, validated for format and version."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such model file; check the path or pick another model")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            metadata = f.metadata() or {}
+    except (_SafetensorError, OSError, ValueError) as err:
+        raise CheckpointError(f"{path}: not a readable .safetensors file ({err}); it may be truncated, "
+                              "corrupt or another format (pickled .pt/.ckpt files are not accepted)") from err
+    if metadata.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: a .safetensors file but not a PixelCore model (format "
+                              f"{metadata.get('format')!r}); train one with 'python -m pixelcore train'")
+    try:
+        version = int(metadata.get("format_version", ""))
+    except ValueError:
+        version = -1
+    if not 1 <= version <= FORMAT_VERSION:
+        raise CheckpointError(f"{path}: format version {metadata.get('format_version')!r} is not supported "
+                              f"(this PixelCore reads 1..{FORMAT_VERSION}); update PixelCore")
+    return metadata
+
+
+def _load_tensors(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return {k: f.get_tensor(k) for k in f.keys()}
+    except (_SafetensorError, OSError, ValueError, RuntimeError) as err:
+        raise CheckpointError(f"{path}: could not read the tensors ({err}); the file may be truncated") from err
+
+
+def _check_state(path: Path, tensors: dict[str, torch.Tensor], expected: dict[str, torch.Tensor]) -> None:
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
+    if missing or unexpected:
+        raise CheckpointError(f"{path}: weights do not match the config: missing {missing[:5]}, "
+                              f"unexpected {unexpected[:5]}")
+    for key, want in expected.items():
+        got = tensors[key]
+        if got.shape != want.shape:
+            raise CheckpointError(f"{path}: {key} has shape {tuple(got.shape)}, expected {tuple(want.shape)}")
+        if want.is_floating_point():
+            if got.dtype not in _FLOAT_DTYPES:
+                raise CheckpointError(f"{path}: {key} has dtype {got.dtype}, expected a float type")
+            if not torch.isfinite(got).all():
+                raise CheckpointError(f"{path}: {key} holds NaN or infinite values; the model is broken")
+        elif got.dtype != want.dtype:
+            raise CheckpointError(f"{path}: {key} has dtype {got.dtype}, expected {want.dtype}")
+
+
+def load_model(path: str | Path, device: torch.device | str = "cpu") -> PixelModel:
+    """Loads and validates a release checkpoint; weights come back as float32 on ``device``.
+
+    Raises:
+        CheckpointError: naming the file, for anything that makes it unusable.
+    """
+    path = Path(path)
+    metadata = read_metadata(path)
+    tensors = _load_tensors(path)
+    if PALETTE_KEY not in tensors:
+        raise CheckpointError(f"{path}: no palette stored in the model")
+    try:
+        config = PixelConfig.from_dict(json.loads(metadata.get("config", "")))
+        palette = Palette(tensors.pop(PALETTE_KEY))
+        model = PixelModel(config, palette)
+    except (ValueError, TypeError) as err:  # json errors are ValueErrors
+        raise CheckpointError(f"{path}: invalid config or palette ({err})") from err
+    expected = release_state_dict(model)
+    _check_state(path, tensors, expected)
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in tensors.items()},
+                          strict=False)
+    log.info("loaded %s (%.1fM parameters, %d colours)", path.name, model.num_params() / 1e6, len(palette))
+    return model.to(device).eval()
+
+
+def export_model(src: str | Path, dst: str | Path, dtype: torch.dtype = torch.float16) -> Path:
+    """Re-writes a checkpoint with float weights in ``dtype`` (fp16 for release), keeping its metadata."""
+    model = load_model(src)
+    extra = {k: v for k, v in read_metadata(src).items() if k not in ("format", "format_version", "config")}
+    return save_model(model, dst, dtype=dtype, extra_metadata=extra)

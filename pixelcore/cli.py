@@ -1,0 +1,204 @@
+"""Command line: ``python -m pixelcore {generate,train,eval,build-luanti,bench}``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from dataclasses import fields
+from pathlib import Path
+
+import torch
+
+log = logging.getLogger("pixelcore")
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from .checkpoint import default_model_path, load_model
+    from .images import save_png, upscale_nearest
+    from .sampling import encode_prompt, sample
+
+    out = Path(args.output)
+    if out.suffix.lower() != ".png":
+        raise ValueError(f"{out}: the output must be a .png file")
+    model = load_model(args.model or default_model_path(), device=_device(args.device))
+    cond = encode_prompt(model, args.prompt, args.negative or None)
+    tokens = sample(model, cond, steps=args.steps, cfg_scale=args.cfg, temperature=args.temperature,
+                    batch_size=args.n, generator=torch.Generator().manual_seed(args.seed))
+    textures = model.palette.dequantize(tokens).cpu().numpy()
+    for i, rgba in enumerate(textures):
+        path = out if args.n == 1 else out.with_name(f"{out.stem}_{i}{out.suffix}")
+        meta = {"prompt": args.prompt, "negative": args.negative or "", "seed": str(args.seed), "index": str(i),
+                "steps": str(args.steps), "cfg": str(args.cfg), "model": Path(args.model or "default").name}
+        save_png(rgba, path, meta)
+        log.info("wrote %s", path)
+        if args.scale > 1:
+            big = path.with_name(f"{path.stem}_x{args.scale}{path.suffix}")
+            save_png(upscale_nearest(rgba, args.scale), big, meta)
+            log.info("wrote %s", big)
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .losses import LossConfig
+    from .train import TrainConfig, train
+
+    loss = LossConfig(weighting=not args.no_weighting, tv_weight=args.tv_weight, max_weight=args.max_weight)
+    overrides = json.loads(args.model_overrides) if args.model_overrides else {}
+    names = {f.name for f in fields(TrainConfig)} - {"loss", "model_overrides", "hue_shifts"}
+    values = {k: v for k, v in vars(args).items() if k in names and v is not None}
+    shifts = tuple(float(s) for s in args.hue_shifts.split(",") if s.strip()) if args.hue_shifts else ()
+    config = TrainConfig(**values, hue_shifts=shifts, loss=loss, model_overrides=overrides)
+    path = train(config)
+    log.info("model written to %s", path)
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from .checkpoint import default_model_path, load_model
+    from .data import hue_shift_augment, load_textures
+    from .evaluate import evaluate, format_metrics, load_prompts, model_generator
+
+    specs = load_prompts(args.prompts)
+    model = load_model(args.model or default_model_path(), device=_device(args.device))
+    training = None
+    if args.train_data:
+        records, _ = load_textures(args.train_data)
+        training = np.stack([r.pixels for r in hue_shift_augment(records)])
+    out = Path(args.out)
+    generate = model_generator(model, steps=args.steps, cfg_scale=args.cfg, temperature=args.temperature)
+    metrics = evaluate(generate, specs, seeds=args.seeds, seed=args.seed, training=training,
+                       grid_path=out / "samples.png")
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    print(format_metrics(metrics))  # the command's result, for the terminal
+    log.info("grid and metrics written to %s", out)
+    return 0
+
+
+def cmd_build_luanti(args: argparse.Namespace) -> int:
+    from .luanti import build_luanti_dataset, download_debs
+
+    debs = Path(args.debs)
+    if args.download:
+        download_debs(debs)
+    report = build_luanti_dataset(debs, Path(args.out))
+    log.info("built %s: %s", args.out, report)
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .checkpoint import export_model
+
+    dtype = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}[args.dtype]
+    log.info("wrote %s", export_model(args.src, args.dst, dtype))
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .bench import run_benchmarks
+
+    run_benchmarks(args.model, _device(args.device), args.steps, args.threads)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m pixelcore", description="16x16 pixel-art textures from text")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    g = sub.add_parser("generate", help="write a texture for a prompt")
+    g.add_argument("prompt", help="what to draw, in English or Chinese, e.g. 'a blue diamond sword'")
+    g.add_argument("-o", "--output", default="texture.png", help="output PNG (16x16 RGBA)")
+    g.add_argument("--model", help="a .safetensors model (default: the shipped model)")
+    g.add_argument("--negative", default="", help="negative prompt: what to steer away from")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--steps", type=int, default=10, help="decoding rounds (1..64)")
+    g.add_argument("--cfg", type=float, default=3.0, help="classifier-free guidance scale (0..30, 1 = none)")
+    g.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (0..5]")
+    g.add_argument("--n", type=int, default=1, help="number of textures (written as NAME_i.png)")
+    g.add_argument("--scale", type=int, default=1, help="also write a nearest-neighbour enlargement (2..64)")
+    g.add_argument("--device", default="auto")
+    g.set_defaults(func=cmd_generate)
+
+    t = sub.add_parser("train", help="train a model on a texture folder, resource pack or .zip")
+    t.add_argument("--data", required=True)
+    t.add_argument("--out", default="runs/default")
+    t.add_argument("--preset", choices=["default", "quick", "tiny"])
+    t.add_argument("--steps", type=int)
+    t.add_argument("--batch-size", dest="batch_size", type=int)
+    t.add_argument("--lr", type=float)
+    t.add_argument("--max-minutes", dest="max_minutes", type=float, help="stop and save after this long")
+    t.add_argument("--seed", type=int)
+    t.add_argument("--palette-size", dest="palette_size", type=int)
+    t.add_argument("--hue-shifts", dest="hue_shifts", default="60,120,180,240,300",
+                   help="comma-separated hue rotations for colour augmentation ('' = none)")
+    t.add_argument("--zh-prob", dest="zh_prob", type=float, help="share of Chinese captions")
+    t.add_argument("--cond-dropout", dest="cond_dropout", type=float)
+    t.add_argument("--sample-every", dest="sample_every", type=int)
+    t.add_argument("--save-every", dest="save_every", type=int)
+    t.add_argument("--holdout", type=float)
+    t.add_argument("--device")
+    t.add_argument("--amp", choices=["auto", "bf16", "none"])
+    t.add_argument("--resume", action="store_true", help="continue from OUT/resume.pt")
+    t.add_argument("--no-weighting", action="store_true", help="plain cross entropy (ablation)")
+    t.add_argument("--tv-weight", type=float, default=0.05, help="total-variation weight (0 = off)")
+    t.add_argument("--max-weight", type=float, default=4.0, help="clip for the colour loss weights")
+    t.add_argument("--model-overrides", help='JSON of PixelConfig fields, e.g. \'{"conv": false}\'')
+    t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("eval", help="sample a prompt set and print quality metrics")
+    e.add_argument("--prompts", required=True, help="JSON lines with prompt, optional color and kind")
+    e.add_argument("--model")
+    e.add_argument("--train-data", help="training textures, for the copy rate")
+    e.add_argument("--out", default="runs/eval")
+    e.add_argument("--seeds", type=int, default=4)
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--steps", type=int, default=10)
+    e.add_argument("--cfg", type=float, default=3.0)
+    e.add_argument("--temperature", type=float, default=1.0)
+    e.add_argument("--device", default="auto")
+    e.set_defaults(func=cmd_eval)
+
+    b = sub.add_parser("build-luanti", help="build the default training set from Debian's Luanti packages")
+    b.add_argument("--debs", required=True, help="folder of minetest-data / minetest-mod-*.deb files")
+    b.add_argument("--out", default="data/luanti")
+    b.add_argument("--download", action="store_true", help="fetch the .deb files with apt-get download first")
+    b.set_defaults(func=cmd_build_luanti)
+
+    x = sub.add_parser("export", help="re-write a checkpoint in another float type (fp16 for release)")
+    x.add_argument("src")
+    x.add_argument("dst")
+    x.add_argument("--dtype", choices=["fp16", "bf16", "fp32"], default="fp16")
+    x.set_defaults(func=cmd_export)
+
+    s = sub.add_parser("bench", help="print sampling and training speed")
+    s.add_argument("--model", help="default: the shipped model")
+    s.add_argument("--steps", type=int, default=10)
+    s.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
+    s.add_argument("--device", default="cpu")
+    s.set_defaults(func=cmd_bench)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except ValueError as err:  # bad input: say what is wrong, no traceback
+        log.error("%s", err)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,234 @@
+"""Reading texture datasets into :class:`TextureRecord` lists, plus hue-shift augmentation.
+
+Two layouts are recognised, in a folder or a ``.zip``:
+
+* a Minecraft resource pack: ``assets/<namespace>/textures/{item,items,block,blocks}/**.png``,
+  the kind taken from the folder;
+* any folder of PNGs, read recursively.
+
+Captions come from a sidecar ``<name>.txt``, else a ``metadata.jsonl`` (Hugging Face
+imagefolder convention: ``file_name`` + ``text``, optional ``name``/``color``/``kind``),
+else the file name.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import random
+import re
+import zipfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+from PIL import Image
+
+from pixelcore import captions, colors
+
+logger = logging.getLogger(__name__)
+
+SIZE = 16
+_PACK_RE = re.compile(r"(?:^|/)assets/[^/]+/textures/(items?|blocks?)/", re.IGNORECASE)
+
+
+@dataclass
+class TextureRecord:
+    """One 16x16 texture with its description."""
+
+    pixels: np.ndarray  # uint8 (16, 16, 4) RGBA
+    name: str  # noun phrase without colour words, e.g. "diamond sword"
+    color: str | None  # dominant colour word (computed)
+    kind: str | None  # "item" / "block"
+    caption: str  # the human caption (from sidecar/metadata/filename)
+    source: str  # file path or archive member
+
+
+@dataclass
+class LoadReport:
+    """What :func:`load_textures` kept and skipped."""
+
+    loaded: int = 0
+    skipped_size: int = 0
+    skipped_unreadable: int = 0
+    reduced: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        """One line for logs and UIs."""
+        return (f"loaded {self.loaded} textures ({self.reduced} reduced from 32x32), "
+                f"skipped {self.skipped_size} with wrong size, "
+                f"{self.skipped_unreadable} unreadable")
+
+
+def decode_png(data: bytes) -> np.ndarray:
+    """Decode image bytes of any PIL mode to a uint8 (H, W, 4) RGBA array.
+
+    Raises:
+        ValueError: If the bytes are not a readable image.
+    """
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            img.load()
+            return np.asarray(img.convert("RGBA"), dtype=np.uint8).copy()
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise ValueError(f"not a readable image: {exc}") from exc
+
+
+def to_16x16(rgba: np.ndarray) -> tuple[np.ndarray | None, bool]:
+    """Return (16x16 pixels or None, whether a pixel-doubled 32x32 was reduced)."""
+    if rgba.shape[:2] == (SIZE, SIZE):
+        return rgba, False
+    if rgba.shape[:2] == (2 * SIZE, 2 * SIZE):
+        base = rgba[0::2, 0::2]
+        doubled = all(np.array_equal(base, rgba[dy::2, dx::2]) for dy in (0, 1) for dx in (0, 1))
+        if doubled:
+            return np.ascontiguousarray(base), True
+    return None, False
+
+
+def _folder_files(root: Path) -> dict[str, Callable[[], bytes]]:
+    return {p.relative_to(root).as_posix(): p.read_bytes
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _zip_files(archive: zipfile.ZipFile) -> dict[str, Callable[[], bytes]]:
+    return {info.filename: (lambda n=info.filename: archive.read(n))
+            for info in archive.infolist() if not info.is_dir()}
+
+
+def _read_metadata(files: dict[str, Callable[[], bytes]], report: LoadReport) -> dict[str, dict]:
+    """Rows of every metadata.jsonl, keyed by image path relative to the dataset root."""
+    rows: dict[str, dict] = {}
+    for rel, read in files.items():
+        if PurePosixPath(rel).name != "metadata.jsonl":
+            continue
+        folder = PurePosixPath(rel).parent
+        for lineno, line in enumerate(read().decode("utf-8", "replace").splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                rows[(folder / row["file_name"]).as_posix()] = row
+            except (json.JSONDecodeError, KeyError, TypeError) as exc:
+                _warn(report, f"{rel}:{lineno}: bad metadata line ({exc})")
+    return rows
+
+
+def _warn(report: LoadReport, message: str) -> None:
+    logger.warning(message)
+    report.warnings.append(message)
+
+
+def _pack_kind(rel: str) -> str | None:
+    match = _PACK_RE.search(rel)
+    if match is None:
+        return None
+    return "item" if match.group(1).lower().startswith("item") else "block"
+
+
+def _make_record(pixels: np.ndarray, rel: str, source: str, row: dict | None,
+                 sidecar: str | None, folder_kind: str | None) -> TextureRecord:
+    row = row or {}
+    stem_words = captions.split_name(PurePosixPath(rel).stem)
+    caption = sidecar or row.get("text") or ""
+    if not caption:
+        name_part, color_in_name = captions.strip_color_words(" ".join(stem_words))
+        caption = f"{color_in_name} {name_part}" if color_in_name else name_part
+    name = row.get("name") or captions.strip_color_words(caption)[0]
+    color = colors.normalize_color(row.get("color")) or colors.dominant_color(pixels)
+    kind = row.get("kind") or folder_kind or colors.texture_kind(pixels)
+    return TextureRecord(pixels=pixels, name=name, color=color, kind=kind,
+                         caption=caption.strip(), source=source)
+
+
+def _load_files(files: dict[str, Callable[[], bytes]], origin: str,
+                report: LoadReport) -> list[TextureRecord]:
+    pack_mode = any(_PACK_RE.search(rel) for rel in files)
+    metadata = _read_metadata(files, report)
+    records: list[TextureRecord] = []
+    for rel, read in files.items():
+        if not rel.lower().endswith(".png") or (pack_mode and not _PACK_RE.search(rel)):
+            continue
+        source = f"{origin}/{rel}" if origin else rel
+        try:
+            rgba = decode_png(read())
+        except (ValueError, OSError) as exc:
+            report.skipped_unreadable += 1
+            _warn(report, f"skipped {source}: {exc}")
+            continue
+        pixels, reduced = to_16x16(rgba)
+        if pixels is None:
+            report.skipped_size += 1
+            continue
+        report.reduced += int(reduced)
+        sidecar_read = files.get(rel[:-4] + ".txt")
+        sidecar = sidecar_read().decode("utf-8", "replace").strip() if sidecar_read else None
+        records.append(_make_record(pixels, rel, source, metadata.get(rel), sidecar or None,
+                                    _pack_kind(rel)))
+    report.loaded = len(records)
+    return records
+
+
+def load_textures(path: str | Path) -> tuple[list[TextureRecord], LoadReport]:
+    """Read a texture dataset (resource pack folder/zip or folder of PNGs).
+
+    Raises:
+        ValueError: If ``path`` does not exist or holds no usable 16x16 PNG.
+    """
+    path = Path(path).expanduser()
+    report = LoadReport()
+    if not path.exists():
+        raise ValueError(f"dataset path {path} does not exist: point it at a folder of 16x16 "
+                         "PNGs, a resource pack folder or a .zip")
+    if path.is_dir():
+        records = _load_files(_folder_files(path), str(path), report)
+    elif zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as archive:
+            records = _load_files(_zip_files(archive), str(path), report)
+    else:
+        raise ValueError(f"{path} is neither a folder nor a .zip archive")
+    if not records:
+        raise ValueError(
+            f"no usable 16x16 textures found in {path} (searched *.png recursively, and "
+            f"assets/*/textures/item(s)|block(s)/ for resource packs; {report.summary()}). "
+            "Add 16x16 or pixel-doubled 32x32 PNGs, or build the default set with "
+            "`python -m pixelcore build-luanti`.")
+    logger.info("%s: %s", path, report.summary())
+    return records, report
+
+
+def _recolor(rec: TextureRecord, new_color: str) -> str:
+    return captions.replace_color_words(rec.caption, new_color) or f"{new_color} {rec.name}"
+
+
+def hue_shift_augment(records: Sequence[TextureRecord],
+                      shifts: Sequence[float] = (60, 120, 180, 240, 300),
+                      rng: random.Random | None = None) -> list[TextureRecord]:
+    """Add hue-rotated copies of chromatic records, recoloured and recaptioned.
+
+    Args:
+        records: Originals; achromatic ones (white/gray/black/None) get no copies.
+        shifts: Hue rotations in degrees.
+        rng: If given, each record uses one random shift instead of all of them.
+
+    Returns:
+        The originals followed by the copies; a copy whose recomputed colour equals
+        the original's is dropped.
+    """
+    out = list(records)
+    for rec in records:
+        if rec.color is None or rec.color in colors.ACHROMATIC:
+            continue
+        chosen = [rng.choice(list(shifts))] if rng is not None else list(shifts)
+        for degrees in chosen:
+            pixels = colors.hue_shift(rec.pixels, degrees)
+            new_color = colors.dominant_color(pixels)
+            if new_color is None or new_color == rec.color:
+                continue
+            out.append(replace(rec, pixels=pixels, color=new_color,
+                               caption=_recolor(rec, new_color),
+                               source=f"{rec.source}#hue{int(degrees)}"))
+    return out

@@ -1,0 +1,72 @@
+"""Writing textures: native-size RGBA PNGs, nearest-neighbour enlargements and sample grids."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, PngImagePlugin
+
+MAX_SCALE = 64
+
+
+def upscale_nearest(rgba: np.ndarray, scale: int) -> np.ndarray:
+    """Exact integer nearest-neighbour enlargement of (..., H, W, C) pixels."""
+    if not isinstance(scale, (int, np.integer)) or not 1 <= scale <= MAX_SCALE:
+        raise ValueError(f"scale must be an integer in 1..{MAX_SCALE}, got {scale!r}")
+    return np.repeat(np.repeat(rgba, scale, axis=-3), scale, axis=-2)
+
+
+def save_png(rgba: np.ndarray, path: str | Path, text: dict[str, str] | None = None) -> Path:
+    """Writes an (H, W, 4) uint8 image as an RGBA PNG, atomically (no partial file on failure)."""
+    path = Path(path)
+    if path.suffix.lower() != ".png":
+        raise ValueError(f"{path}: output must be a .png file")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    info = PngImagePlugin.PngInfo()
+    for key, value in (text or {}).items():
+        info.add_itxt(key, value)
+    fd, tmp = tempfile.mkstemp(prefix=path.stem, suffix=".png.tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        Image.fromarray(np.ascontiguousarray(rgba), "RGBA").save(tmp, format="PNG", pnginfo=info)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def checkerboard(height: int, width: int, cell: int = 4) -> np.ndarray:
+    """(H, W, 3) light grey checkerboard, the usual backdrop that shows transparency."""
+    ys, xs = np.mgrid[:height, :width]
+    light = ((ys // cell + xs // cell) % 2).astype(bool)
+    return np.where(light[..., None], 204, 153).astype(np.uint8).repeat(3, axis=-1)
+
+
+def composite(rgba: np.ndarray, backdrop: np.ndarray) -> np.ndarray:
+    alpha = rgba[..., 3:].astype(np.float32) / 255.0
+    return (rgba[..., :3] * alpha + backdrop * (1.0 - alpha)).round().astype(np.uint8)
+
+
+def make_grid(textures: np.ndarray, cols: int, scale: int = 8, pad: int = 2) -> np.ndarray:
+    """Lays out (N, H, W, 4) textures in a grid over a checkerboard; returns an (H', W', 3) uint8 image."""
+    n, h, w, _ = textures.shape
+    rows = max(1, -(-n // cols))
+    big = upscale_nearest(textures, scale)
+    cell_h, cell_w = h * scale, w * scale
+    grid = np.full((rows * (cell_h + pad) + pad, cols * (cell_w + pad) + pad, 3), 255, np.uint8)
+    backdrop = checkerboard(cell_h, cell_w, cell=max(1, scale // 2))
+    for i in range(n):
+        r, c = divmod(i, cols)
+        y, x = pad + r * (cell_h + pad), pad + c * (cell_w + pad)
+        grid[y:y + cell_h, x:x + cell_w] = composite(big[i], backdrop)
+    return grid
+
+
+def save_grid(textures: np.ndarray, path: str | Path, cols: int, scale: int = 8) -> Path:
+    grid = make_grid(textures, cols, scale)
+    rgba = np.concatenate([grid, np.full(grid.shape[:2] + (1,), 255, np.uint8)], axis=-1)
+    return save_png(rgba, path)

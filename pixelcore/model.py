@@ -1,0 +1,221 @@
+"""The bidirectional masked-token transformer over the 16x16 token grid.
+
+Shape of the network (B = batch, G = grid side, P = patch side, N = (G/P)^2 patches, D = width):
+
+    tokens (B, G, G) -> embed (B, C, G, G) -> conv stem -> patchify (B, N, D) + 2D positions
+    [text features (B, L, D) ; patches (B, N, D)] -> transformer blocks (bidirectional) -> patches (B, N, D)
+    -> unpatchify (B, C, G, G) + stem skip -> conv head -> logits (B, G, G, V)
+
+Text tokens attend only to text tokens: their states do not depend on the image being decoded, and a padded
+prompt position never changes a result.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .palette import Palette
+from .text import build_text_encoder
+
+
+@dataclass
+class PixelConfig:
+    """Everything needed to rebuild a model; saved as JSON with the weights."""
+
+    grid_size: int = 16
+    vocab_size: int = 256  # palette entries; the mask token is vocab_size
+    patch_size: int = 2
+    n_layer: int = 6
+    n_head: int = 8
+    n_embd: int = 256
+    pixel_dim: int = 64  # per-pixel embedding width before patchify
+    conv: bool = True  # conv stem/head for local continuity (off = ablation)
+    pos_2d: bool = True  # row + column position embeddings (off = flat 1D positions, ablation)
+    dropout: float = 0.0
+    text_encoder: str = "builtin"  # "builtin" (trained, stored) or "open_clip" (pretrained, frozen)
+    text_context: int = 48
+    text_width: int = 128
+    text_layers: int = 4
+    text_heads: int = 4
+    clip_model: str = ""
+    clip_pretrained: str = ""
+
+    @classmethod
+    def tiny(cls, **overrides) -> PixelConfig:
+        """A few-thousand-parameter-wide config for tests (the text vocabulary still dominates its size)."""
+        base = dict(n_layer=1, n_head=2, n_embd=16, pixel_dim=8, text_context=16, text_width=8,
+                    text_layers=1, text_heads=2)
+        return cls(**{**base, **overrides})
+
+    @classmethod
+    def from_dict(cls, values: dict) -> PixelConfig:
+        """Builds a config from saved values; keys unknown to this version are ignored, missing ones default."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def validate(self) -> None:
+        if self.grid_size % self.patch_size:
+            raise ValueError(f"grid_size {self.grid_size} is not a multiple of patch_size {self.patch_size}")
+        if self.n_embd % self.n_head:
+            raise ValueError(f"n_embd {self.n_embd} is not a multiple of n_head {self.n_head}")
+        if not 2 <= self.vocab_size <= 256:
+            raise ValueError(f"vocab_size must be 2..256, got {self.vocab_size}")
+
+
+class ConvBlock(nn.Module):
+    """Residual 3x3 conv pair; padding is zeros, or wrap-around for seamless tiles."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.norm = nn.GroupNorm(1, channels)
+        self.conv1 = nn.Conv2d(channels, channels, 3)
+        self.conv2 = nn.Conv2d(channels, channels, 3)
+        self.padding_mode = "constant"
+
+    def _conv(self, conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
+        return conv(F.pad(x, (1, 1, 1, 1), mode=self.padding_mode))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self._conv(self.conv2, F.gelu(self._conv(self.conv1, self.norm(x))))
+
+
+class Attention(nn.Module):
+    def __init__(self, config: PixelConfig):
+        super().__init__()
+        self.n_head = config.n_head
+        self.qkv = nn.Linear(config.n_embd, 3 * config.n_embd)
+        self.proj = nn.Linear(config.n_embd, config.n_embd)
+        self.dropout = config.dropout
+
+    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor) -> torch.Tensor:
+        B, T, C = x.shape
+        q, k, v = self.qkv(x).split(C, dim=2)
+        q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))  # (B, h, T, c)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask,
+                                           dropout_p=self.dropout if self.training else 0.0)
+        return self.proj(y.transpose(1, 2).reshape(B, T, C))
+
+
+class Block(nn.Module):
+    def __init__(self, config: PixelConfig):
+        super().__init__()
+        self.ln1 = nn.LayerNorm(config.n_embd)
+        self.attn = Attention(config)
+        self.ln2 = nn.LayerNorm(config.n_embd)
+        self.mlp = nn.Sequential(nn.Linear(config.n_embd, 4 * config.n_embd), nn.GELU(),
+                                 nn.Linear(4 * config.n_embd, config.n_embd), nn.Dropout(config.dropout))
+
+    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.ln1(x), attn_mask)
+        return x + self.mlp(self.ln2(x))
+
+
+class PixelModel(nn.Module):
+    """Predicts palette-token logits for every cell of a partly masked grid, given text features."""
+
+    def __init__(self, config: PixelConfig, palette: Palette):
+        super().__init__()
+        config = PixelConfig.from_dict({**config.to_dict(), "vocab_size": len(palette)})
+        config.validate()
+        self.config = config
+        self.palette = palette
+        self.mask_token = config.vocab_size
+        G, P, C, D = config.grid_size, config.patch_size, config.pixel_dim, config.n_embd
+        self.side = G // P  # patches per side
+        self.text_encoder = build_text_encoder(config)
+        self.embed = nn.Embedding(config.vocab_size + 1, C)
+        self.stem = ConvBlock(C) if config.conv else nn.Identity()
+        self.patch_in = nn.Linear(C * P * P, D)
+        if config.pos_2d:
+            self.pos_row = nn.Parameter(torch.randn(self.side, 1, D) * 0.02)
+            self.pos_col = nn.Parameter(torch.randn(1, self.side, D) * 0.02)
+        else:
+            self.pos_flat = nn.Parameter(torch.randn(self.side * self.side, D) * 0.02)
+        self.cond_in = nn.Linear(self.text_encoder.out_dim, D)
+        self.null_cond = nn.Parameter(torch.randn(1, 1, D) * 0.02)  # the "no prompt" of classifier-free guidance
+        self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
+        self.ln_f = nn.LayerNorm(D)
+        self.patch_out = nn.Linear(D, C * P * P)
+        self.head_conv = ConvBlock(C) if config.conv else nn.Identity()
+        self.head = nn.Linear(C, config.vocab_size)
+        for name, child in self.named_children():
+            if name != "text_encoder":  # open_clip initialises its own tower
+                child.apply(self._init_weights)
+        for name, p in self.named_parameters():  # GPT-2 style scaled init of residual projections
+            if name.endswith(("attn.proj.weight", "mlp.2.weight")):
+                nn.init.normal_(p, std=0.02 / math.sqrt(2 * config.n_layer))
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, std=0.02)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+
+    def set_seamless(self, seamless: bool) -> None:
+        """Wrap-around convolution padding: makes the network see the tile as a torus, for seamless blocks."""
+        for module in self.modules():
+            if isinstance(module, ConvBlock):
+                module.padding_mode = "circular" if seamless else "constant"
+
+    def num_params(self, trainable_only: bool = False) -> int:
+        return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
+
+    @property
+    def device(self) -> torch.device:
+        return self.null_cond.device
+
+    def encode_text(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Tokenizes and encodes prompts: (features (B, L, E), mask (B, L))."""
+        ids = self.text_encoder.tokenize(prompts).to(self.device)
+        return self.text_encoder(ids)
+
+    def condition(self, features: torch.Tensor, mask: torch.Tensor,
+                  drop: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Projects text features to the model width; rows where ``drop`` is True get the null condition."""
+        cond = self.cond_in(features)  # (B, L, D)
+        if drop is not None:  # always through where(): every parameter stays in the graph (DDP)
+            cond = torch.where(drop[:, None, None], self.null_cond.expand_as(cond), cond)
+            only_first = torch.zeros_like(mask)
+            only_first[:, 0] = True
+            mask = torch.where(drop[:, None], only_first, mask)
+        return cond, mask
+
+    def null_condition(self, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
+        cond = self.null_cond.expand(batch, 1, -1)
+        return cond, torch.ones(batch, 1, dtype=torch.bool, device=cond.device)
+
+    def _attention_mask(self, cond_mask: torch.Tensor) -> torch.Tensor:
+        """(B, 1, T, T) boolean mask: text sees real text only, patches see real text and all patches."""
+        B, L = cond_mask.shape
+        N = self.side * self.side
+        keys = torch.cat([cond_mask, cond_mask.new_ones(B, N)], dim=1)  # (B, T)
+        allowed = keys[:, None, :].repeat(1, L + N, 1)  # (B, T, T)
+        allowed[:, :L, L:] = False
+        return allowed[:, None]
+
+    def forward(self, tokens: torch.Tensor, cond: torch.Tensor, cond_mask: torch.Tensor) -> torch.Tensor:
+        """Logits (B, G, G, V) for tokens (B, G, G) (mask token = ``vocab_size``) and projected text (B, L, D)."""
+        B, G, _ = tokens.shape
+        P, S = self.config.patch_size, self.side
+        x = self.embed(tokens).permute(0, 3, 1, 2)  # (B, C, G, G)
+        skip = self.stem(x)
+        x = skip.reshape(B, -1, S, P, S, P).permute(0, 2, 4, 1, 3, 5).reshape(B, S * S, -1)  # (B, N, C*P*P)
+        x = self.patch_in(x)  # (B, N, D)
+        pos = (self.pos_row + self.pos_col).reshape(S * S, -1) if self.config.pos_2d else self.pos_flat
+        x = torch.cat([cond, x + pos], dim=1)  # (B, L+N, D)
+        attn_mask = self._attention_mask(cond_mask)
+        for block in self.blocks:
+            x = block(x, attn_mask)
+        x = self.patch_out(self.ln_f(x[:, cond.shape[1]:]))  # (B, N, C*P*P)
+        x = x.reshape(B, S, S, -1, P, P).permute(0, 3, 1, 4, 2, 5).reshape(B, -1, G, G)  # (B, C, G, G)
+        x = self.head_conv(x + skip)
+        return self.head(x.permute(0, 2, 3, 1))  # (B, G, G, V)

@@ -1,0 +1,193 @@
+"""MaskGIT parallel decoding with classifier-free guidance.
+
+Decoding starts from a grid of mask tokens (or of given tokens plus a keep-mask), predicts every masked cell
+at once, keeps the most confident predictions and re-masks the rest, for a few rounds along the mask schedule:
+structure first, detail later. All randomness is drawn on the CPU from the caller's ``torch.Generator``, so a
+seed gives the same texture on any device (up to floating-point differences between devices).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+from .model import PixelModel
+from .schedule import SCHEDULES, tokens_to_keep_masked
+from .text import check_prompts
+
+MAX_STEPS = 64
+# Ten rounds keep a batch of 32 above 10 images/s on 2 CPU cores; quality barely moves beyond that.
+DEFAULT_STEPS = 10
+MAX_CFG = 30.0
+MAX_TEMPERATURE = 5.0
+MAX_BATCH = 256
+
+
+@dataclass
+class Conditioning:
+    """Encoded prompts (and optional negative prompts) for ``sample``."""
+
+    features: torch.Tensor  # (B, L, E) text features
+    mask: torch.Tensor  # (B, L) True on real positions
+    prompts: list[str]
+    negative_features: torch.Tensor | None = None  # (B, L', E), None = the learned null condition
+    negative_mask: torch.Tensor | None = None
+    negative: list[str] = field(default_factory=list)
+
+    def to(self, device: torch.device | str) -> Conditioning:
+        move = (lambda t: None if t is None else t.to(device))
+        return Conditioning(move(self.features), move(self.mask), list(self.prompts),
+                            move(self.negative_features), move(self.negative_mask), list(self.negative))
+
+    def __len__(self) -> int:
+        return len(self.prompts)
+
+
+@torch.no_grad()
+def encode_prompt(model: PixelModel, prompts: str | list[str],
+                  negative: str | list[str] | None = None) -> Conditioning:
+    """Encodes prompts for sampling. One negative prompt applies to all prompts, or give one per prompt.
+
+    An empty negative prompt (or None) means "no negative": guidance then pushes away from the unconditional
+    prediction, as in plain classifier-free guidance.
+
+    Raises:
+        ValueError: for an empty prompt, non-string input, or a negative list of the wrong length.
+    """
+    prompts = check_prompts(prompts)
+    features, mask = model.encode_text(prompts)
+    if negative is None or (isinstance(negative, str) and not negative.strip()):
+        return Conditioning(features, mask, prompts)
+    negatives = check_prompts(negative, what="negative prompt")
+    if len(negatives) == 1:
+        negatives = negatives * len(prompts)
+    if len(negatives) != len(prompts):
+        raise ValueError(f"got {len(negatives)} negative prompts for {len(prompts)} prompts: give one or one each")
+    neg_features, neg_mask = model.encode_text(negatives)
+    return Conditioning(features, mask, prompts, neg_features, neg_mask, negatives)
+
+
+def check_sampling_args(steps: int, cfg_scale: float, temperature: float, batch_size: int) -> None:
+    """Raises ValueError, saying the allowed range, for out-of-range sampling settings."""
+    if not isinstance(steps, int) or not 1 <= steps <= MAX_STEPS:
+        raise ValueError(f"steps must be an integer in 1..{MAX_STEPS}, got {steps!r}")
+    if not 0.0 <= float(cfg_scale) <= MAX_CFG:
+        raise ValueError(f"cfg_scale must be in 0..{MAX_CFG:g} (1 = no guidance), got {cfg_scale!r}")
+    if not 0.0 < float(temperature) <= MAX_TEMPERATURE:
+        raise ValueError(f"temperature must be in (0, {MAX_TEMPERATURE:g}], got {temperature!r}")
+    if not isinstance(batch_size, int) or not 1 <= batch_size <= MAX_BATCH:
+        raise ValueError(f"batch_size must be an integer in 1..{MAX_BATCH}, got {batch_size!r}")
+
+
+def _pad_cat(a: torch.Tensor, am: torch.Tensor, b: torch.Tensor, bm: torch.Tensor):
+    """Stacks two (B, L, D) condition batches of different lengths along the batch, padding the shorter."""
+    length = max(a.shape[1], b.shape[1])
+    pad = (lambda t, m: (F.pad(t, (0, 0, 0, length - t.shape[1])), F.pad(m, (0, length - m.shape[1]))))
+    (a, am), (b, bm) = pad(a, am), pad(b, bm)
+    return torch.cat([a, b]), torch.cat([am, bm])
+
+
+def _guided_logits(model: PixelModel, tokens: torch.Tensor, cond, uncond, cfg_scale: float) -> torch.Tensor:
+    """Logits (B, G, G, V) with classifier-free guidance: uncond + cfg * (cond - uncond)."""
+    if cfg_scale == 1.0 or uncond is None:
+        return model(tokens, *cond).float()
+    both, both_mask = _pad_cat(*cond, *uncond)
+    logits_c, logits_u = model(torch.cat([tokens, tokens]), both, both_mask).float().chunk(2)
+    return logits_u + cfg_scale * (logits_c - logits_u)
+
+
+def _categorical(probs: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """Samples one index per row of probs (R, V) by inverse CDF with CPU uniforms."""
+    u = torch.rand(probs.shape[0], 1, generator=generator).to(probs.device)
+    cdf = probs.cumsum(-1)
+    return torch.searchsorted(cdf, u * cdf[:, -1:]).clamp(max=probs.shape[-1] - 1).squeeze(1)
+
+
+def sampling_step(logits: torch.Tensor, tokens: torch.Tensor, unknown: torch.Tensor, keep_masked: torch.Tensor,
+                  temperature: float, randomness: float, progress: float, mask_token: int,
+                  generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """One MaskGIT round on flat grids: tokens (B, T), unknown (B, T) bool, logits (B, T, V).
+
+    Samples every unknown cell, then re-masks the ``keep_masked`` least confident of them, where confidence
+    is the sampled token's log-probability plus Gumbel noise scaled by ``randomness * (1 - progress)``.
+
+    Returns:
+        (new tokens (B, T), new unknown mask (B, T)).
+    """
+    B, T, V = logits.shape
+    log_probs = F.log_softmax(logits / temperature, dim=-1)
+    sampled = _categorical(log_probs.exp().reshape(B * T, V), generator).reshape(B, T)
+    sampled = torch.where(unknown, sampled, tokens)
+    confidence = log_probs.gather(-1, sampled[..., None]).squeeze(-1)
+    uniform = torch.rand(B, T, generator=generator).clamp_(1e-20, 1.0).to(logits.device)
+    confidence = confidence + randomness * (1.0 - progress) * -torch.log(-torch.log(uniform))
+    confidence = confidence.masked_fill(~unknown, float("inf"))
+    order = confidence.argsort(dim=1)  # least confident first
+    ranks = torch.empty_like(order).scatter_(1, order, torch.arange(T, device=order.device).expand(B, T))
+    remask = ranks < keep_masked[:, None]
+    return sampled.masked_fill(remask, mask_token), remask
+
+
+@torch.no_grad()
+def sample(model: PixelModel, cond: Conditioning, *, steps: int = DEFAULT_STEPS, cfg_scale: float = 3.0,
+           temperature: float = 1.0, randomness: float = 2.0, batch_size: int = 1, schedule: str = "cosine",
+           generator: torch.Generator | None = None, init_tokens: torch.Tensor | None = None,
+           keep_mask: torch.Tensor | None = None, allowed_tokens: torch.Tensor | None = None,
+           callback: Callable[[int, int], None] | None = None) -> torch.Tensor:
+    """Decodes token grids for each prompt of ``cond``, ``batch_size`` each (prompt-major order).
+
+    Args:
+        init_tokens: (B', G, G) tokens to keep where ``keep_mask`` (B', G, G) is True; B' is 1 or the output
+            batch. Kept cells come back unchanged; the rest are generated around them (inpainting, variations).
+        allowed_tokens: palette indices sampling may use (palette lock); the transparent token 0 is always
+            allowed.
+        callback: called as ``callback(step, steps)`` after each step (1-based); may raise to cancel.
+
+    Returns:
+        Long tensor (len(cond) * batch_size, G, G) on the model's device.
+    """
+    check_sampling_args(steps, cfg_scale, temperature, batch_size)
+    if schedule not in SCHEDULES:
+        raise ValueError(f"unknown schedule {schedule!r}: use one of {', '.join(SCHEDULES)}")
+    model.eval()
+    device, G, V = model.device, model.config.grid_size, model.config.vocab_size
+    B = len(cond) * batch_size
+    cond = cond.to(device)
+    c = model.condition(cond.features.repeat_interleave(batch_size, 0), cond.mask.repeat_interleave(batch_size, 0))
+    if cond.negative_features is not None:
+        uncond = model.condition(cond.negative_features.repeat_interleave(batch_size, 0),
+                                 cond.negative_mask.repeat_interleave(batch_size, 0))
+    else:
+        uncond = model.null_condition(B)
+
+    tokens = torch.full((B, G * G), model.mask_token, dtype=torch.long, device=device)
+    unknown = torch.ones(B, G * G, dtype=torch.bool, device=device)
+    if keep_mask is not None:
+        if init_tokens is None:
+            raise ValueError("keep_mask needs init_tokens: the tokens to keep")
+        init = init_tokens.to(device).long().reshape(-1, G * G).expand(B, -1)
+        keep = keep_mask.to(device).bool().reshape(-1, G * G).expand(B, -1)
+        if init[keep].numel() and (init[keep].min() < 0 or init[keep].max() >= V):
+            raise ValueError(f"init_tokens must be palette indices in 0..{V - 1}")
+        tokens = torch.where(keep, init, tokens)
+        unknown = ~keep
+    banned = None
+    if allowed_tokens is not None:
+        banned = torch.ones(V, dtype=torch.bool, device=device)
+        banned[torch.as_tensor(allowed_tokens, device=device).long()] = False
+        banned[0] = False
+
+    initial_unknown = unknown.sum(1)
+    for step in range(steps):
+        logits = _guided_logits(model, tokens.reshape(B, G, G), c, uncond, float(cfg_scale)).reshape(B, G * G, V)
+        if banned is not None:
+            logits = logits.masked_fill(banned, float("-inf"))
+        keep_masked = tokens_to_keep_masked(step, steps, initial_unknown, unknown.sum(1), schedule)
+        tokens, unknown = sampling_step(logits, tokens, unknown, keep_masked, float(temperature), randomness,
+                                        (step + 1) / steps, model.mask_token, generator)
+        if callback is not None:
+            callback(step + 1, steps)
+    return tokens.reshape(B, G, G)

@@ -1,0 +1,271 @@
+"""Training: MaskGIT masked-token prediction on a texture folder, on one device or under torchrun (DDP).
+
+A run directory holds the release checkpoint (``model.safetensors``), the training state for resuming
+(``resume.pt``: optimizer, step, RNG; never the release format), sample grids (``samples/step_*.png``) and the
+configuration (``train_config.json``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import random
+import time
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+from tqdm import tqdm
+
+from .captions import random_caption
+from .checkpoint import save_model
+from .data import TextureRecord, hue_shift_augment, load_textures
+from .images import save_grid
+from .losses import LossConfig, maskgit_loss, palette_features, token_weights
+from .model import PixelConfig, PixelModel
+from .palette import Palette
+from .sampling import encode_prompt, sample
+from .schedule import training_mask_ratio
+
+log = logging.getLogger(__name__)
+
+SAMPLE_PROMPTS = ("a red sword", "a blue diamond sword", "a golden pickaxe", "an apple", "green leaves block",
+                  "gray stone bricks", "一把蓝色的钻石剑", "red wool block")
+
+PRESETS = {
+    # The shipped default: ~5M image parameters plus a 7M builtin text encoder (mostly its BPE embedding).
+    "default": PixelConfig(dropout=0.1),
+    # A smaller network that gives a usable model on a user's own pack within an hour on 2 CPU cores.
+    "quick": PixelConfig(n_layer=4, n_head=4, n_embd=192, pixel_dim=48, text_width=96, text_layers=2),
+    "tiny": PixelConfig.tiny(),
+}
+
+
+@dataclass
+class TrainConfig:
+    data: str
+    out: str = "runs/default"
+    preset: str = "default"
+    steps: int = 20000
+    batch_size: int = 128
+    lr: float = 1e-3
+    min_lr_ratio: float = 0.05
+    warmup: int = 300
+    weight_decay: float = 0.05
+    grad_clip: float = 1.0
+    max_minutes: float = 0.0  # stop (and save) after this much wall time; 0 = no limit
+    seed: int = 0
+    palette_size: int = 255
+    hue_shifts: tuple[float, ...] = (60.0, 120.0, 180.0, 240.0, 300.0)
+    zh_prob: float = 0.3
+    cond_dropout: float = 0.1
+    schedule: str = "cosine"
+    sample_every: int = 1000
+    save_every: int = 1000
+    device: str = "auto"
+    amp: str = "auto"  # "bf16", "none" or "auto" (bf16 on CUDA)
+    holdout: float = 0.0  # share of original textures held out of training (for evaluation)
+    resume: bool = False
+    loss: LossConfig = field(default_factory=LossConfig)
+    model_overrides: dict = field(default_factory=dict)
+
+    def model_config(self) -> PixelConfig:
+        if self.preset not in PRESETS:
+            raise ValueError(f"unknown preset {self.preset!r}: use one of {', '.join(PRESETS)}")
+        return PixelConfig.from_dict({**PRESETS[self.preset].to_dict(), **self.model_overrides})
+
+
+class MaskedTokenModel(nn.Module):
+    """Wraps text encoding, condition dropout and the grid model into one forward, as DDP needs."""
+
+    def __init__(self, model: PixelModel):
+        super().__init__()
+        self.model = model
+
+    def forward(self, text_ids: torch.Tensor, tokens: torch.Tensor, drop: torch.Tensor) -> torch.Tensor:
+        features, mask = self.model.text_encoder(text_ids)
+        cond, cond_mask = self.model.condition(features, mask, drop)
+        return self.model(tokens, cond, cond_mask)
+
+
+@dataclass
+class TrainingSet:
+    tokens: torch.Tensor  # (N, G, G) palette tokens
+    records: list[TextureRecord]
+    palette: Palette
+    held_out: list[TextureRecord]
+
+
+def prepare_data(config: TrainConfig, palette: Palette | None = None) -> TrainingSet:
+    """Loads, splits, augments and tokenizes the dataset; fits a palette unless one is given (resume)."""
+    records, report = load_textures(config.data)
+    log.info("dataset %s: %s", config.data, report.summary())
+    rng = random.Random(config.seed)
+    order = list(range(len(records)))
+    rng.shuffle(order)
+    n_hold = int(len(records) * config.holdout)
+    held_out = [records[i] for i in sorted(order[:n_hold])]
+    train_records = [records[i] for i in sorted(order[n_hold:])]
+    if config.hue_shifts:
+        train_records = hue_shift_augment(train_records, config.hue_shifts)  # every shift of every texture
+    pixels = np.stack([r.pixels for r in train_records])
+    if palette is None:
+        palette = Palette.fit(pixels, max_colors=config.palette_size, seed=config.seed)
+    tokens = palette.quantize(pixels)
+    log.info("training set: %d textures (%d before augmentation, %d held out), %s",
+             len(train_records), len(records) - n_hold, n_hold, palette)
+    return TrainingSet(tokens, train_records, palette, held_out)
+
+
+def _lr_at(step: int, config: TrainConfig, seconds: float = 0.0) -> float:
+    """Warm-up, then cosine decay along whichever budget (steps or minutes) runs out first."""
+    if step < config.warmup:
+        return config.lr * (step + 1) / config.warmup
+    progress = min(1.0, (step - config.warmup) / max(1, config.steps - config.warmup))
+    if config.max_minutes > 0:
+        progress = max(progress, min(1.0, seconds / (config.max_minutes * 60)))
+    floor = config.lr * config.min_lr_ratio
+    return floor + (config.lr - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def _pick_device(name: str, local_rank: int) -> torch.device:
+    if name == "auto":
+        return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
+    return torch.device(name)
+
+
+def _autocast(config: TrainConfig, device: torch.device):
+    use = config.amp == "bf16" or (config.amp == "auto" and device.type == "cuda" and torch.cuda.is_bf16_supported())
+    return torch.autocast(device.type, dtype=torch.bfloat16) if use else nullcontext()
+
+
+def mask_batch(tokens: torch.Tensor, mask_token: int, schedule: str, generator: torch.Generator
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Masks a random share of each grid (B, G, G) drawn from the schedule; returns (inputs, masked)."""
+    B = tokens.shape[0]
+    ratio = training_mask_ratio(B, schedule, generator)  # (B,)
+    n_cells = tokens[0].numel()
+    n_masked = (ratio * n_cells).ceil().clamp(1, n_cells).long()
+    scores = torch.rand(B, n_cells, generator=generator)
+    ranks = scores.argsort(1).argsort(1)
+    masked = (ranks < n_masked[:, None]).reshape(tokens.shape).to(tokens.device)
+    return tokens.masked_fill(masked, mask_token), masked
+
+
+def write_samples(model: PixelModel, path: Path, seed: int, steps: int = 10, per_prompt: int = 4) -> None:
+    was_training = model.training
+    cond = encode_prompt(model, list(SAMPLE_PROMPTS))
+    tokens = sample(model, cond, steps=steps, batch_size=per_prompt, generator=torch.Generator().manual_seed(seed))
+    save_grid(model.palette.dequantize(tokens).cpu().numpy(), path, cols=per_prompt * 2)
+    model.train(was_training)
+
+
+def _dist_info() -> tuple[int, int, int]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    return world, int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def train(config: TrainConfig) -> Path:
+    """Runs training; returns the path of the release checkpoint. Works alone or under torchrun."""
+    world, rank, local_rank = _dist_info()
+    device = _pick_device(config.device, local_rank)
+    if world > 1:
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    out = Path(config.out)
+    resume_path = out / "resume.pt"
+    state = None
+    if config.resume and resume_path.exists():
+        state = torch.load(resume_path, map_location="cpu", weights_only=True)
+        log.info("resuming from %s at step %d", resume_path, state["step"])
+    palette = Palette(state["palette"]) if state else None
+    data = prepare_data(config, palette)
+    torch.manual_seed(config.seed)
+    model = PixelModel(config.model_config(), data.palette).to(device)
+    weights = token_weights(data.tokens, data.palette, config.loss).to(device)
+    features = palette_features(data.palette).to(device)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for p in trainable if p.dim() >= 2]
+    no_decay = [p for p in trainable if p.dim() < 2]
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
+                                   {"params": no_decay, "weight_decay": 0.0}], lr=config.lr, betas=(0.9, 0.95))
+    step = 0
+    if state:
+        model.load_state_dict(state["model"], strict=False)
+        optimizer.load_state_dict(state["optimizer"])
+        step = state["step"]
+    # Each rank draws its own batches; seeding on the step makes a resumed run continue deterministically.
+    gen = torch.Generator().manual_seed(config.seed * 1_000_003 + rank * 7919 + step)
+    rng = random.Random(gen.initial_seed())
+    wrapped = MaskedTokenModel(model)
+    if world > 1:
+        wrapped = nn.parallel.DistributedDataParallel(wrapped, device_ids=[device.index] if device.type == "cuda" else None)
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "train_config.json").write_text(json.dumps(asdict(config), indent=2, ensure_ascii=False))
+        log.info("model: %.2fM parameters (%.2fM trainable), device %s, world size %d",
+                 model.num_params() / 1e6, model.num_params(True) / 1e6, device, world)
+    per_rank = max(1, config.batch_size // world)
+    start, last_log = time.time(), {}
+    bar = tqdm(total=config.steps, initial=step, disable=rank != 0, desc="train", dynamic_ncols=True)
+    model.train()
+    while step < config.steps:
+        idx = torch.randint(len(data.records), (per_rank,), generator=gen)
+        captions = [random_caption(data.records[i].name, data.records[i].color, data.records[i].kind, rng,
+                                   zh_prob=config.zh_prob) for i in idx.tolist()]
+        text_ids = model.text_encoder.tokenize(captions).to(device)
+        targets = data.tokens[idx].to(device)
+        inputs, masked = mask_batch(targets, model.mask_token, config.schedule, gen)
+        drop = (torch.rand(per_rank, generator=gen) < config.cond_dropout).to(device)
+        for group in optimizer.param_groups:
+            group["lr"] = _lr_at(step, config, time.time() - start)
+        with _autocast(config, device):
+            logits = wrapped(text_ids, inputs, drop)
+        loss, parts = maskgit_loss(logits, targets, masked, weights, features, config.loss)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = nn.utils.clip_grad_norm_(trainable, config.grad_clip)
+        optimizer.step()
+        step += 1
+        bar.update(1)
+        last_log = {**parts, "loss": float(loss), "grad_norm": float(grad_norm)}
+        if step % 25 == 0:
+            bar.set_postfix(loss=f"{last_log['loss']:.3f}", ce=f"{parts['ce']:.3f}", lr=f"{optimizer.param_groups[0]['lr']:.1e}")
+        out_of_time = config.max_minutes > 0 and (time.time() - start) > config.max_minutes * 60
+        if world > 1:
+            flag = torch.tensor([float(out_of_time)], device=device)
+            dist.all_reduce(flag)
+            out_of_time = bool(flag.item())
+        done = step >= config.steps or out_of_time
+        if rank == 0 and (step % config.save_every == 0 or done):
+            _save(model, optimizer, step, out, config, time.time() - start, last_log)
+        if rank == 0 and config.sample_every and (step % config.sample_every == 0 or done):
+            write_samples(model, out / "samples" / f"step_{step:06d}.png", seed=config.seed)
+        if done:
+            if out_of_time:
+                log.info("stopping at step %d: the %.1f minute budget is spent", step, config.max_minutes)
+            break
+    bar.close()
+    if world > 1:
+        dist.barrier()
+        dist.destroy_process_group()
+    return out / "model.safetensors"
+
+
+def _save(model: PixelModel, optimizer, step: int, out: Path, config: TrainConfig,
+          seconds: float, last: dict) -> None:
+    info = {"step": step, "train_seconds": round(seconds, 1), "loss": last, "preset": config.preset,
+            "data": str(config.data), "device": str(model.device)}
+    save_model(model, out / "model.safetensors", extra_metadata={"training": info})
+    tmp = out / "resume.pt.tmp"
+    torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
+                "palette": model.palette.colors}, tmp)
+    os.replace(tmp, out / "resume.pt")
+    (out / "progress.json").write_text(json.dumps(info, indent=2))

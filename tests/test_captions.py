@@ -1,0 +1,72 @@
+import random
+
+import pytest
+
+from pixelcore import captions
+
+
+@pytest.mark.parametrize("stem, words", [
+    ("default_tool_diamondsword", ["diamond", "sword"]),
+    ("default_tool_steelpick", ["steel", "pickaxe"]),
+    ("default_apple", ["apple"]),
+    ("default_stone_brick", ["stone", "brick"]),
+    ("wool_red", ["wool", "red"]),
+    ("default_mese_crystal", ["mese", "crystal"]),
+    ("farming_bread", ["bread"]),
+    ("3d_armor_inv_helmet_steel", ["steel", "helmet"]),
+    ("default_grass_side", ["grass"]),
+    ("Fancy-Sword_2", ["fancy", "sword"]),
+])
+def test_split_name(stem, words):
+    assert captions.split_name(stem) == words
+
+
+def test_split_name_strips_given_prefix():
+    assert captions.split_name("mymod_blue_gem", prefixes=("mymod",)) == ["blue", "gem"]
+
+
+def test_strip_color_words():
+    assert captions.strip_color_words("wool dark green") == ("wool", "green")
+    assert captions.strip_color_words("a Grey stone") == ("stone", "gray")
+    assert captions.strip_color_words("gold ingot") == ("gold ingot", None)
+    assert captions.strip_color_words("orange") == ("orange", None)
+    assert captions.strip_color_words("dye orange") == ("dye", "orange")
+
+
+def test_replace_color_words_keeps_materials():
+    assert captions.replace_color_words("a red gold ingot", "blue") == "a blue gold ingot"
+    assert captions.replace_color_words("gold ingot", "blue") is None
+
+
+def test_chinese_caption_translates_through_glossary():
+    variants = captions.caption_variants("diamond sword", "cyan", "item")
+    assert "一把青色的钻石剑" in variants
+    assert "a cyan diamond sword" in variants
+    block = captions.caption_variants("wool", "blue", "block")
+    assert "蓝色的羊毛方块" in block and "blue wool block" in block
+    assert captions.chinese_caption("apple", "red", "item", random.Random(0)).endswith("苹果")
+
+
+def test_no_half_chinese_and_no_duplicate_colour():
+    assert captions.chinese_caption("flux capacitor", "red", "item", random.Random(0)) is None
+    variants = captions.caption_variants("red wool", "red", "block")
+    assert not any("red red" in v for v in variants)
+    assert all("金色的金" not in v for v in captions.caption_variants("gold ingot", "gold", "item"))
+
+
+def test_glossary_covers_colours_and_domain():
+    for word in ("red", "gray", "sword", "pickaxe", "ingot", "wool", "planks", "ore", "diamond"):
+        assert word in captions.GLOSSARY
+    assert captions.GLOSSARY["gold"] == "金色"
+
+
+def test_random_caption_is_seeded_and_bilingual():
+    captions_a = [captions.random_caption("diamond sword", "cyan", "item", random.Random(s))
+                  for s in range(40)]
+    captions_b = [captions.random_caption("diamond sword", "cyan", "item", random.Random(s))
+                  for s in range(40)]
+    assert captions_a == captions_b
+    assert any(c.isascii() for c in captions_a) and any(not c.isascii() for c in captions_a)
+    assert all("cyan" in c or "青色" in c for c in captions_a)
+    english = captions.english_caption("stone", None, "block", random.Random(1))
+    assert "None" not in english and "stone" in english

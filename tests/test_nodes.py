@@ -1,0 +1,287 @@
+"""Fast tests of the ComfyUI nodes against small stand-ins for ComfyUI's ``comfy`` and ``folder_paths``.
+
+The pack is loaded the way ComfyUI loads it (its root ``__init__.py`` as a package under an odd name), so a
+broken relative import fails here too. The real server is exercised in test_comfyui_integration.py.
+"""
+
+import importlib.util
+import json
+import os
+import sys
+from pathlib import Path
+from types import ModuleType, SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from pixelcore.checkpoint import save_model
+from pixelcore.model import PixelConfig, PixelModel
+from pixelcore.palette import Palette
+
+ROOT = Path(__file__).resolve().parent.parent
+PACK_NAME = "pixelcore_pack_under_test"
+TINY = "tiny.safetensors"
+# Core nodes used by the workflows; none of them has a widget.
+CORE_NODES_WITHOUT_WIDGETS = {"JoinImageWithAlpha", "PreviewImage"}
+
+
+class Interrupted(Exception):
+    pass
+
+
+def _fake_folder_paths(base: Path) -> ModuleType:
+    """Just the parts of folder_paths the pack uses, with the same name normalisation as ComfyUI's."""
+    fp = ModuleType("folder_paths")
+    fp.models_dir = str(base / "models")
+    fp.folder_names_and_paths = {}
+    output = base / "output"
+
+    def add_model_folder_path(name, path, is_default=False):
+        paths, _ = fp.folder_names_and_paths.setdefault(name, ([], set()))
+        if path not in paths:
+            paths.insert(0, path) if is_default else paths.append(path)
+
+    def get_filename_list(name):
+        paths, extensions = fp.folder_names_and_paths[name]
+        found = set()
+        for folder in paths:
+            for dirpath, _, files in os.walk(folder):
+                for file in files:
+                    if not extensions or os.path.splitext(file)[1].lower() in extensions:
+                        found.add(os.path.relpath(os.path.join(dirpath, file), folder))
+        return sorted(found)
+
+    def get_full_path_or_raise(name, filename):
+        filename = os.path.relpath(os.path.join("/", filename), "/")
+        for folder in fp.folder_names_and_paths[name][0]:
+            if os.path.isfile(os.path.join(folder, filename)):
+                return os.path.join(folder, filename)
+        raise FileNotFoundError(f"Model in folder '{name}' with filename '{filename}' not found.")
+
+    def get_save_image_path(prefix, output_dir, width=0, height=0):
+        subfolder, name = os.path.split(os.path.normpath(prefix))
+        folder = os.path.join(output_dir, subfolder)
+        os.makedirs(folder, exist_ok=True)
+        return folder, name, len(os.listdir(folder)) + 1, subfolder, prefix
+
+    fp.add_model_folder_path = add_model_folder_path
+    fp.get_folder_paths = lambda name: list(fp.folder_names_and_paths[name][0])
+    fp.get_filename_list = get_filename_list
+    fp.get_full_path_or_raise = get_full_path_or_raise
+    fp.get_output_directory = lambda: str(output)
+    fp.get_save_image_path = get_save_image_path
+    return fp
+
+
+def _fake_comfy() -> dict[str, ModuleType]:
+    comfy, utils, mm, cli_args = (ModuleType(n) for n in
+                                  ("comfy", "comfy.utils", "comfy.model_management", "comfy.cli_args"))
+    comfy.utils, comfy.model_management, comfy.cli_args = utils, mm, cli_args
+    comfy.__path__ = []
+    mm.interrupt_after_checks = None  # raise on the n-th check, like a user pressing Cancel mid-run
+    mm.checks = 0
+
+    def throw_exception_if_processing_interrupted():
+        mm.checks += 1
+        if mm.interrupt_after_checks is not None and mm.checks >= mm.interrupt_after_checks:
+            raise Interrupted("Processing interrupted")
+
+    mm.throw_exception_if_processing_interrupted = throw_exception_if_processing_interrupted
+    mm.get_torch_device = lambda: torch.device("cpu")
+    mm.unet_offload_device = lambda: torch.device("cpu")
+    mm.intermediate_device = lambda: torch.device("cpu")
+    mm.soft_empty_cache = lambda force=False: None
+
+    class ProgressBar:
+        updates = []
+
+        def __init__(self, total, node_id=None):
+            self.total = total
+
+        def update_absolute(self, value, total=None, preview=None):
+            ProgressBar.updates.append((value, total))
+
+    utils.ProgressBar = ProgressBar
+    cli_args.args = SimpleNamespace(disable_metadata=False)
+    return {"comfy": comfy, "comfy.utils": utils, "comfy.model_management": mm, "comfy.cli_args": cli_args}
+
+
+@pytest.fixture(scope="module")
+def pack(tmp_path_factory):
+    base = tmp_path_factory.mktemp("comfy")
+    fakes = {**_fake_comfy(), "folder_paths": _fake_folder_paths(base)}
+    with pytest.MonkeyPatch.context() as mp:
+        for name, module in fakes.items():
+            mp.setitem(sys.modules, name, module)
+        spec = importlib.util.spec_from_file_location(PACK_NAME, ROOT / "__init__.py",
+                                                      submodule_search_locations=[str(ROOT)])
+        module = importlib.util.module_from_spec(spec)
+        mp.setitem(sys.modules, PACK_NAME, module)
+        spec.loader.exec_module(module)
+        models = base / "models" / "pixelcore"
+        models.mkdir(parents=True)
+        torch.manual_seed(0)
+        palette = Palette.from_colors(np.array([[200, 30, 30], [30, 30, 200], [30, 200, 30]], np.uint8))
+        save_model(PixelModel(PixelConfig.tiny(), palette), models / TINY)
+        yield SimpleNamespace(nodes=module.NODE_CLASS_MAPPINGS, base=base, models=models,
+                              mm=fakes["comfy.model_management"], progress=fakes["comfy.utils"].ProgressBar)
+        for name in [n for n in sys.modules if n.startswith(PACK_NAME + ".")]:
+            del sys.modules[name]
+
+
+def run(pack, node_id, *args, **kwargs):
+    cls = pack.nodes[node_id]
+    return getattr(cls(), cls.FUNCTION)(*args, **kwargs)
+
+
+def generate(pack, prompt="a blue diamond sword", seed=1, steps=4, batch_size=1):
+    (model,) = run(pack, "PixelCore_LoadPixelModel", TINY)
+    (cond,) = run(pack, "PixelCore_EncodePrompt", model, prompt)
+    (tokens,) = run(pack, "PixelCore_MaskGITSample", model, cond, seed, steps, 3.0, 1.0, batch_size)
+    return tokens
+
+
+def test_every_node_is_registered_with_prefix_tooltips_and_description(pack):
+    assert len(pack.nodes) == 6
+    for node_id, cls in pack.nodes.items():
+        assert node_id.startswith("PixelCore_") and cls.CATEGORY.startswith("PixelCore/")
+        assert cls.DESCRIPTION.strip()
+        inputs = cls.INPUT_TYPES()
+        for name, spec in {**inputs["required"], **inputs.get("optional", {})}.items():
+            assert spec[1].get("tooltip"), f"{node_id}.{name} has no tooltip"
+
+
+def test_model_dropdown_lists_builtin_and_only_safetensors(pack):
+    (pack.models / "notes.txt").write_text("not a model")
+    (pack.models / "old.ckpt").write_bytes(b"x")
+    names = pack.nodes["PixelCore_LoadPixelModel"].INPUT_TYPES()["required"]["model_name"][0]
+    assert names == ["pixelcore_default.safetensors (built-in)", TINY]
+
+
+def test_model_name_cannot_escape_the_model_folder(pack):
+    (pack.base / "models" / "outside.safetensors").write_bytes(b"x")
+    with pytest.raises(FileNotFoundError, match="models/pixelcore"):
+        run(pack, "PixelCore_LoadPixelModel", "../outside.safetensors")
+
+
+def test_corrupt_model_is_refused_naming_the_file(pack):
+    (pack.models / "broken.safetensors").write_bytes(b"\x00" * 64)
+    with pytest.raises(ValueError, match="broken.safetensors.*Pick another model"):
+        run(pack, "PixelCore_LoadPixelModel", "broken.safetensors")
+
+
+def test_empty_prompt_is_refused_before_running_and_long_prompt_is_accepted(pack):
+    encode = pack.nodes["PixelCore_EncodePrompt"]
+    assert "type what the texture shows" in encode.VALIDATE_INPUTS("  \n")
+    assert encode.VALIDATE_INPUTS(None) is True  # linked: checked when it runs
+    (model,) = run(pack, "PixelCore_LoadPixelModel", TINY)
+    with pytest.raises(ValueError, match="empty"):
+        run(pack, "PixelCore_EncodePrompt", model, " ")
+    (cond,) = run(pack, "PixelCore_EncodePrompt", model, "sword " * 2000)  # 12,000 characters: truncated
+    assert len(cond) == 1
+
+
+def test_same_seed_same_tokens_and_batch_shape(pack):
+    a, b = generate(pack, seed=5, batch_size=3), generate(pack, seed=5, batch_size=3)
+    assert a.tokens.shape == (3, 16, 16) and torch.equal(a.tokens, b.tokens)
+    assert not torch.equal(a.tokens, generate(pack, seed=6, batch_size=3).tokens)
+    assert a.seed == 5 and a.batch_index == [0, 1, 2] and a.prompts == ["a blue diamond sword"] * 3
+
+
+def test_progress_per_step_and_cancel_stops_sampling(pack):
+    pack.progress.updates.clear()
+    generate(pack, steps=5)
+    assert pack.progress.updates == [(i, 5) for i in range(1, 6)]
+    pack.mm.checks, pack.mm.interrupt_after_checks = 0, 2
+    try:
+        with pytest.raises(Interrupted):
+            generate(pack, steps=5)
+    finally:
+        pack.mm.interrupt_after_checks = None
+    assert pack.mm.checks == 2
+
+
+def test_decode_gives_image_and_mask_as_load_image_does(pack):
+    tokens = generate(pack, batch_size=2)
+    image, mask = run(pack, "PixelCore_PaletteDecode", tokens)
+    assert image.shape == (2, 16, 16, 3) and mask.shape == (2, 16, 16)
+    assert image.dtype == mask.dtype == torch.float32
+    rgba = tokens.palette.dequantize(tokens.tokens)
+    assert torch.equal((image * 255).round().byte(), rgba[..., :3])
+    assert torch.equal(((1 - mask) * 255).round().byte(), rgba[..., 3])
+
+
+def test_upscale_is_exact_nearest_neighbour(pack):
+    image, mask = torch.rand(2, 16, 16, 3), (torch.rand(2, 16, 16) > 0.5).float()
+    big, big_mask = run(pack, "PixelCore_Upscale", image, 4, mask)
+    assert big.shape == (2, 64, 64, 3) and big_mask.shape == (2, 64, 64)
+    assert torch.equal(big[:, ::4, ::4], image) and torch.equal(big[:, 3::4, 3::4], image)
+    assert torch.equal(big_mask[:, 1::4, 2::4], mask)
+    (_, opaque) = run(pack, "PixelCore_Upscale", image, 2)
+    assert opaque.shape == (2, 32, 32) and not opaque.any()
+    with pytest.raises(ValueError, match="smaller factor"):
+        run(pack, "PixelCore_Upscale", torch.rand(1, 512, 512, 3), 64)
+
+
+def test_save_writes_native_rgba_png_with_prompt_and_seed(pack):
+    tokens = generate(pack, prompt="一把蓝色的钻石剑", seed=77, batch_size=2)
+    image, mask = run(pack, "PixelCore_PaletteDecode", tokens)
+    ui = run(pack, "PixelCore_SaveTextureRGBA", image, "pixelcore/test", mask=mask, tokens=tokens,
+             prompt={"1": {}}, extra_pnginfo={"workflow": {"nodes": []}})
+    saved = ui["ui"]["images"]
+    assert len(saved) == 2 and saved[0]["subfolder"] == "pixelcore"
+    for index, entry in enumerate(saved):
+        with Image.open(pack.base / "output" / entry["subfolder"] / entry["filename"]) as png:
+            assert png.mode == "RGBA" and png.size == (16, 16)
+            expected = tokens.palette.dequantize(tokens.tokens[index])
+            assert torch.equal(torch.from_numpy(np.array(png)), expected)
+            assert png.text["pixelcore_prompt"] == "一把蓝色的钻石剑" and png.text["pixelcore_seed"] == "77"
+            assert json.loads(png.text["workflow"]) == {"nodes": []}
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_sampling_on_gpu_matches_cpu_and_offloads_the_model(pack, monkeypatch):
+    on_cpu = generate(pack, seed=3, batch_size=2)
+    monkeypatch.setattr(pack.mm, "get_torch_device", lambda: torch.device("cuda"))
+    moves = []
+    (model,) = run(pack, "PixelCore_LoadPixelModel", TINY)
+    monkeypatch.setattr(model, "to", lambda device, _to=model.to: moves.append(str(device)) or _to(device))
+    (cond,) = run(pack, "PixelCore_EncodePrompt", model, "a blue diamond sword")
+    (on_gpu,) = run(pack, "PixelCore_MaskGITSample", model, cond, 3, 4, 3.0, 1.0, 2)
+    assert moves == ["cuda", "cpu"] and next(model.parameters()).device.type == "cpu"
+    assert on_gpu.tokens.device.type == "cpu"
+    assert torch.equal(on_gpu.tokens, on_cpu.tokens)
+
+
+def _widget_names(node_type, nodes):
+    inputs = nodes[node_type].INPUT_TYPES()
+    names = []
+    for name, spec in {**inputs["required"], **inputs.get("optional", {})}.items():
+        if isinstance(spec[0], list) or spec[0] in ("INT", "FLOAT", "STRING", "BOOLEAN"):
+            names.append(name)
+            if spec[1].get("control_after_generate"):
+                names.append(None)  # the UI stores "fixed"/"randomize"/... after the seed
+    return names
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in (ROOT / "workflows").glob("*.json")))
+def test_ui_workflow_and_api_twin_agree(pack, name):
+    ui = json.loads((ROOT / "workflows" / name).read_text(encoding="utf-8"))
+    api = json.loads((ROOT / "tests" / "workflows_api" / name).read_text(encoding="utf-8"))
+    assert sorted(str(n["id"]) for n in ui["nodes"]) == sorted(api)
+    links = {link[0]: link for link in ui["links"]}
+    for node in ui["nodes"]:
+        twin = api[str(node["id"])]
+        assert twin["class_type"] == node["type"]
+        linked = {i["name"]: [str(links[i["link"]][1]), links[i["link"]][2]] for i in node["inputs"]}
+        assert linked == {k: v for k, v in twin["inputs"].items() if isinstance(v, list)}
+        if node["type"] in CORE_NODES_WITHOUT_WIDGETS:
+            assert node["widgets_values"] == [] and linked == twin["inputs"]
+            continue
+        names = _widget_names(node["type"], pack.nodes)
+        assert len(names) == len(node["widgets_values"])
+        widgets = {n: v for n, v in zip(names, node["widgets_values"]) if n is not None}
+        assert widgets == {k: v for k, v in twin["inputs"].items() if not isinstance(v, list)}
