@@ -13,6 +13,8 @@ _PACK_DIR = str(Path(__file__).resolve().parent.parent)
 if _PACK_DIR not in sys.path:
     sys.path.insert(0, _PACK_DIR)
 
+from .edit_nodes import (ImageToTokens, Inpaint, MaskGITSampleAdvanced, PaletteLock, Recolor,  # noqa: E402
+                         RegionMask, TilePreview, Variations)
 from .image_nodes import PaletteDecode, SaveTextureRGBA, Upscale  # noqa: E402
 from .model_nodes import EncodePrompt, LoadPixelModel, MaskGITSample  # noqa: E402
 from .paths import register_model_folder  # noqa: E402
@@ -27,6 +29,14 @@ _NODES = {
     "PixelCore_PaletteDecode": (PaletteDecode, "PixelCore Palette Decode"),
     "PixelCore_Upscale": (Upscale, "PixelCore Upscale (Nearest, Integer)"),
     "PixelCore_SaveTextureRGBA": (SaveTextureRGBA, "PixelCore Save Texture (RGBA PNG)"),
+    "PixelCore_ImageToTokens": (ImageToTokens, "PixelCore Image To Tokens"),
+    "PixelCore_RegionMask": (RegionMask, "PixelCore Region Mask"),
+    "PixelCore_Inpaint": (Inpaint, "PixelCore Inpaint"),
+    "PixelCore_Variations": (Variations, "PixelCore Variations"),
+    "PixelCore_PaletteLock": (PaletteLock, "PixelCore Palette Lock"),
+    "PixelCore_MaskGITSampleAdvanced": (MaskGITSampleAdvanced, "PixelCore Sample (Seamless, Palette Lock)"),
+    "PixelCore_Recolor": (Recolor, "PixelCore Recolor (Batch)"),
+    "PixelCore_TilePreview": (TilePreview, "PixelCore Tile Preview"),
 }
 
 NODE_CLASS_MAPPINGS = {node_id: cls for node_id, (cls, _) in _NODES.items()}

@@ -47,7 +47,7 @@ def release_state_dict(model: PixelModel) -> dict[str, torch.Tensor]:
 
 def save_model(model: PixelModel, path: str | Path, dtype: torch.dtype = torch.float32,
                extra_metadata: dict | None = None) -> Path:
-    """Writes the release file atomically (a temp file renamed into place), float weights cast to ``dtype``."""
+    """Writes the release file atomically (a temp file renamed into place), float weights in ``dtype``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {k: (v.to(dtype) if v.is_floating_point() else v).detach().cpu().contiguous()
@@ -97,7 +97,8 @@ def _load_tensors(path: Path) -> dict[str, torch.Tensor]:
         with safe_open(str(path), framework="pt") as f:
             return {k: f.get_tensor(k) for k in f.keys()}
     except (_SafetensorError, OSError, ValueError, RuntimeError) as err:
-        raise CheckpointError(f"{path}: could not read the tensors ({err}); the file may be truncated") from err
+        raise CheckpointError(f"{path}: could not read the tensors ({err}); the file may be truncated"
+                              ) from err
 
 
 def _check_state(path: Path, tensors: dict[str, torch.Tensor], expected: dict[str, torch.Tensor]) -> None:
@@ -131,10 +132,14 @@ def load_model(path: str | Path, device: torch.device | str = "cpu") -> PixelMod
     if PALETTE_KEY not in tensors:
         raise CheckpointError(f"{path}: no palette stored in the model")
     try:
-        config = PixelConfig.from_dict(json.loads(metadata.get("config", "")))
+        values = json.loads(metadata.get("config", ""))
+        if not isinstance(values, dict):
+            raise ValueError(f"the config is a JSON {type(values).__name__}, not an object")
+        config = PixelConfig.from_dict(values)
         palette = Palette(tensors.pop(PALETTE_KEY))
         model = PixelModel(config, palette)
-    except (ValueError, TypeError) as err:  # json errors are ValueErrors
+    # json errors are ValueErrors; a zero patch_size or n_head fails validation with a ZeroDivisionError
+    except (ValueError, TypeError, ArithmeticError) as err:
         raise CheckpointError(f"{path}: invalid config or palette ({err})") from err
     expected = release_state_dict(model)
     _check_state(path, tensors, expected)

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import torch
 
+from .sampling import DEFAULT_CFG, DEFAULT_TEMPERATURE
+
 log = logging.getLogger("pixelcore")
 
 
@@ -22,12 +24,14 @@ def _device(name: str) -> torch.device:
 
 def cmd_generate(args: argparse.Namespace) -> int:
     from .checkpoint import default_model_path, load_model
-    from .images import save_png, upscale_nearest
+    from .images import MAX_SCALE, save_png, upscale_nearest
     from .sampling import encode_prompt, sample
 
     out = Path(args.output)
     if out.suffix.lower() != ".png":
         raise ValueError(f"{out}: the output must be a .png file")
+    if not 1 <= args.scale <= MAX_SCALE:  # checked before anything is written
+        raise ValueError(f"--scale must be in 1..{MAX_SCALE} (1 = no enlargement), got {args.scale}")
     model = load_model(args.model or default_model_path(), device=_device(args.device))
     cond = encode_prompt(model, args.prompt, args.negative or None)
     tokens = sample(model, cond, steps=args.steps, cfg_scale=args.cfg, temperature=args.temperature,
@@ -35,8 +39,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
     textures = model.palette.dequantize(tokens).cpu().numpy()
     for i, rgba in enumerate(textures):
         path = out if args.n == 1 else out.with_name(f"{out.stem}_{i}{out.suffix}")
-        meta = {"prompt": args.prompt, "negative": args.negative or "", "seed": str(args.seed), "index": str(i),
-                "steps": str(args.steps), "cfg": str(args.cfg), "model": Path(args.model or "default").name}
+        meta = {"prompt": args.prompt, "negative": args.negative or "", "seed": str(args.seed),
+                "index": str(i), "steps": str(args.steps), "cfg": str(args.cfg),
+                "model": Path(args.model or "default").name}
         save_png(rgba, path, meta)
         log.info("wrote %s", path)
         if args.scale > 1:
@@ -111,7 +116,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m pixelcore", description="16x16 pixel-art textures from text")
+    parser = argparse.ArgumentParser(prog="python -m pixelcore",
+                                     description="16x16 pixel-art textures from text")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -122,10 +128,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--negative", default="", help="negative prompt: what to steer away from")
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--steps", type=int, default=10, help="decoding rounds (1..64)")
-    g.add_argument("--cfg", type=float, default=3.0, help="classifier-free guidance scale (0..30, 1 = none)")
-    g.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (0..5]")
+    g.add_argument("--cfg", type=float, default=DEFAULT_CFG, help="classifier-free guidance scale (0..30, 1 = none)")
+    g.add_argument("--temperature", type=float, default=DEFAULT_TEMPERATURE, help="sampling temperature (0..5]")
     g.add_argument("--n", type=int, default=1, help="number of textures (written as NAME_i.png)")
-    g.add_argument("--scale", type=int, default=1, help="also write a nearest-neighbour enlargement (2..64)")
+    g.add_argument("--scale", type=int, default=1,
+                   help="also write a nearest-neighbour enlargement (2..64; 1 = none)")
     g.add_argument("--device", default="auto")
     g.set_defaults(func=cmd_generate)
 
@@ -163,8 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--seeds", type=int, default=4)
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--steps", type=int, default=10)
-    e.add_argument("--cfg", type=float, default=3.0)
-    e.add_argument("--temperature", type=float, default=1.0)
+    e.add_argument("--cfg", type=float, default=DEFAULT_CFG)
+    e.add_argument("--temperature", type=float, default=DEFAULT_TEMPERATURE)
     e.add_argument("--device", default="auto")
     e.set_defaults(func=cmd_eval)
 

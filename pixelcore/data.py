@@ -77,10 +77,18 @@ def decode_png(data: bytes) -> np.ndarray:
         raise ValueError(f"not a readable image: {exc}") from exc
 
 
-def to_16x16(rgba: np.ndarray) -> tuple[np.ndarray | None, bool]:
-    """Return (16x16 pixels or None, whether a pixel-doubled 32x32 was reduced)."""
+def to_16x16(rgba: np.ndarray, animation_frames: bool = False) -> tuple[np.ndarray | None, bool]:
+    """Return (16x16 pixels or None, whether the image was reduced).
+
+    Reductions: a pixel-doubled 32x32 becomes 16x16; with ``animation_frames``, a vertical animation strip
+    (16 wide, a multiple of 16 high, as Luanti and Minecraft store torches, water and fire) gives its first
+    frame.
+    """
     if rgba.shape[:2] == (SIZE, SIZE):
         return rgba, False
+    height, width = rgba.shape[:2]
+    if animation_frames and width == SIZE and height % SIZE == 0:
+        return np.ascontiguousarray(rgba[:SIZE]), True
     if rgba.shape[:2] == (2 * SIZE, 2 * SIZE):
         base = rgba[0::2, 0::2]
         doubled = all(np.array_equal(base, rgba[dy::2, dx::2]) for dy in (0, 1) for dx in (0, 1))
@@ -202,6 +210,33 @@ def load_textures(path: str | Path) -> tuple[list[TextureRecord], LoadReport]:
 
 def _recolor(rec: TextureRecord, new_color: str) -> str:
     return captions.replace_color_words(rec.caption, new_color) or f"{new_color} {rec.name}"
+
+
+# Achromatic recolourings: (colour word, target lightness scale). Hue shifts never make white or black
+# items, so without these "a white feather" or "a black gem" have almost no examples.
+_TONES = (("white", 1.6), ("gray", 1.0), ("black", 0.45))
+
+
+def tone_augment(records: Sequence[TextureRecord]) -> list[TextureRecord]:
+    """White, gray and black copies of chromatic records (desaturated, lightness scaled), recaptioned.
+
+    Returns:
+        Only the new copies; a copy whose recomputed colour is not the intended word is dropped.
+    """
+    out = []
+    for rec in records:
+        if rec.color is None or rec.color in colors.ACHROMATIC:
+            continue
+        rgb = rec.pixels[..., :3].astype(np.float32)
+        gray = rgb @ np.array([0.299, 0.587, 0.114], np.float32)
+        for word, scale in _TONES:
+            pixels = rec.pixels.copy()
+            pixels[..., :3] = np.clip(gray * scale, 0, 255).round().astype(np.uint8)[..., None]
+            if colors.dominant_color(pixels) != word:
+                continue
+            out.append(replace(rec, pixels=pixels, color=word, caption=_recolor(rec, word),
+                               source=f"{rec.source}#{word}"))
+    return out
 
 
 def hue_shift_augment(records: Sequence[TextureRecord],

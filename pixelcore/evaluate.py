@@ -23,9 +23,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .colors import color_matches, dominant_color
+from .colors import COLOR_NAMES, color_matches, dominant_color, normalize_color
 from .images import save_grid
 from .palette import ALPHA_THRESHOLD
+from .sampling import DEFAULT_CFG, DEFAULT_TEMPERATURE, encode_prompt, sample
 
 log = logging.getLogger(__name__)
 
@@ -51,12 +52,27 @@ def load_prompts(path: str | Path) -> list[PromptSpec]:
             continue
         try:
             row = json.loads(line)
-            specs.append(PromptSpec(str(row["prompt"]), row.get("color"), row.get("kind")))
+            spec = PromptSpec(row["prompt"], row.get("color"), row.get("kind"))
         except (json.JSONDecodeError, KeyError, TypeError) as err:
             raise ValueError(f"{path}:{number}: expected a JSON object with a 'prompt' ({err})") from err
+        problem = _spec_problem(spec)
+        if problem:
+            raise ValueError(f"{path}:{number}: {problem}")
+        specs.append(spec)
     if not specs:
         raise ValueError(f"{path}: no prompts in the file")
     return specs
+
+
+def _spec_problem(spec: PromptSpec) -> str | None:
+    """What is wrong with a prompt-set row, or None: caught on load, not after sampling every prompt."""
+    if not isinstance(spec.prompt, str) or not spec.prompt.strip():
+        return f"'prompt' must be a non-empty string, got {spec.prompt!r}"
+    if spec.color is not None and (not isinstance(spec.color, str) or normalize_color(spec.color) is None):
+        return f"unknown 'color' {spec.color!r}: use one of {', '.join(COLOR_NAMES)}"
+    if spec.kind not in (None, "item", "block"):
+        return f"unknown 'kind' {spec.kind!r}: use 'item' or 'block'"
+    return None
 
 
 def kind_matches(rgba: np.ndarray, kind: str) -> bool:
@@ -135,10 +151,9 @@ def score_samples(specs: Sequence[PromptSpec], samples: np.ndarray, training: np
 Generator = Callable[[str, int, int], np.ndarray]  # (prompt, n, seed) -> (n, H, W, 4) uint8
 
 
-def model_generator(model, steps: int = 10, cfg_scale: float = 3.0, temperature: float = 1.0) -> Generator:
+def model_generator(model, steps: int = 10, cfg_scale: float = DEFAULT_CFG,
+                    temperature: float = DEFAULT_TEMPERATURE) -> Generator:
     """Adapts a PixelModel to the ``Generator`` signature evaluation uses."""
-    from .sampling import encode_prompt, sample
-
     def generate(prompt: str, n: int, seed: int) -> np.ndarray:
         cond = encode_prompt(model, prompt)
         tokens = sample(model, cond, steps=steps, cfg_scale=cfg_scale, temperature=temperature, batch_size=n,

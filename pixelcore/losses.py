@@ -67,13 +67,13 @@ def maskgit_loss(logits: torch.Tensor, targets: torch.Tensor, masked: torch.Tens
     with the target's own variation, and penalises only the excess: true edges cost nothing, speckle does.
 
     Returns:
-        (loss, {"ce": ..., "tv": ...}) with the parts as floats for logging.
+        (loss, {"ce": ..., "tv": ...}) with the parts as detached tensors for logging.
     """
     logits = logits.float()
     ce = F.cross_entropy(logits.permute(0, 3, 1, 2), targets, reduction="none")  # (B, G, G)
     w = weights.to(logits.device)[targets] * masked
     ce_loss = (ce * w).sum() / w.sum().clamp_min(1e-8)
-    loss, tv_value = ce_loss, 0.0
+    loss, tv_value = ce_loss, torch.zeros((), device=logits.device)
     if config.tv_weight > 0:
         features = features.to(logits.device)
         target_colors = features[targets]  # (B, G, G, F)
@@ -81,5 +81,5 @@ def maskgit_loss(logits: torch.Tensor, targets: torch.Tensor, masked: torch.Tens
         predicted = torch.where(masked[..., None], predicted, target_colors)
         tv = F.relu(_variation(predicted) - _variation(target_colors)).mean()
         loss = loss + config.tv_weight * tv
-        tv_value = float(tv.detach())
-    return loss, {"ce": float(ce_loss), "tv": tv_value}
+        tv_value = tv.detach()
+    return loss, {"ce": ce_loss.detach(), "tv": tv_value}

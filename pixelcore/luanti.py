@@ -217,7 +217,7 @@ def _extract_package(deb: Path, tmp: Path, seen: set[str], report: BuildReport,
                 report.unreadable += 1
                 logger.warning("%s:%s skipped: %s", deb.name, path, exc)
                 continue
-            pixels, reduced = to_16x16(rgba)
+            pixels, reduced = to_16x16(rgba, animation_frames=True)
             if pixels is None or not (pixels[..., 3] >= 128).any():
                 report.skipped_size += 1
                 continue

@@ -62,6 +62,10 @@ class PixelConfig:
         return asdict(self)
 
     def validate(self) -> None:
+        for name in ("grid_size", "patch_size", "n_layer", "n_head", "n_embd", "pixel_dim", "text_context",
+                     "text_width", "text_layers", "text_heads"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
         if self.grid_size % self.patch_size:
             raise ValueError(f"grid_size {self.grid_size} is not a multiple of patch_size {self.patch_size}")
         if self.n_embd % self.n_head:

@@ -14,7 +14,9 @@ rest (builtin only) are per-token features; ``mask`` is True on real positions.
 
 from __future__ import annotations
 
+import functools
 import logging
+import re
 
 import torch
 from torch import nn
@@ -50,6 +52,24 @@ def check_prompts(prompts: str | list[str], what: str = "prompt") -> list[str]:
     return checked
 
 
+@functools.lru_cache(maxsize=1)
+def _synonym_pattern() -> tuple[re.Pattern, dict[str, str]]:
+    from .colors import COLOR_SYNONYMS
+
+    words = sorted(COLOR_SYNONYMS, key=len, reverse=True)
+    return re.compile(r"\b(" + "|".join(map(re.escape, words)) + r")\b", re.IGNORECASE), COLOR_SYNONYMS
+
+
+def normalize_colour_words(prompt: str) -> str:
+    """Maps colour synonyms to the colour words of the training captions ("golden" -> "gold").
+
+    The builtin encoder is trained from scratch on captions that use one word per colour; it has never seen
+    "golden" or "grey". A pretrained open_clip encoder knows synonyms and gets prompts unchanged.
+    """
+    pattern, synonyms = _synonym_pattern()
+    return pattern.sub(lambda m: synonyms[m.group(0).lower()], prompt)
+
+
 class BuiltinTextEncoder(nn.Module):
     """A small open_clip ``TextTransformer`` trained from scratch with the image model."""
 
@@ -66,7 +86,7 @@ class BuiltinTextEncoder(nn.Module):
         self.out_dim = width
 
     def tokenize(self, prompts: list[str]) -> torch.Tensor:
-        return self.tokenizer(prompts)
+        return self.tokenizer([normalize_colour_words(p) for p in prompts])
 
     def forward(self, token_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         pooled, tokens = self.transformer(token_ids)  # (B, W), (B, T, W)

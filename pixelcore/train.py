@@ -23,9 +23,9 @@ import torch.distributed as dist
 from torch import nn
 from tqdm import tqdm
 
-from .captions import random_caption
+from .captions import caption_variants
 from .checkpoint import save_model
-from .data import TextureRecord, hue_shift_augment, load_textures
+from .data import TextureRecord, hue_shift_augment, load_textures, tone_augment
 from .images import save_grid
 from .losses import LossConfig, maskgit_loss, palette_features, token_weights
 from .model import PixelConfig, PixelModel
@@ -102,6 +102,37 @@ class TrainingSet:
     held_out: list[TextureRecord]
 
 
+def _is_chinese(text: str) -> bool:
+    return any("\u4e00" <= ch <= "\u9fff" for ch in text)
+
+
+class CaptionBank:
+    """Every caption variant of every record, tokenized once, so a training step only indexes tensors.
+
+    English and Chinese variants are kept apart so a step can pick Chinese with probability ``zh_prob``.
+    """
+
+    def __init__(self, records: list[TextureRecord], tokenize):
+        english, chinese = [], []
+        for rec in records:
+            variants = caption_variants(rec.name, rec.color, rec.kind) or [rec.caption]
+            english.append([v for v in variants if not _is_chinese(v)] or [rec.caption])
+            chinese.append([v for v in variants if _is_chinese(v)])
+        width = max(len(en) + len(zh) for en, zh in zip(english, chinese))
+        flat = [en + zh + [en[0]] * (width - len(en) - len(zh)) for en, zh in zip(english, chinese)]
+        self.ids = tokenize([c for row in flat for c in row]).reshape(len(records), width, -1)  # (N, W, T)
+        self.n_english = torch.tensor([len(en) for en in english])
+        self.n_chinese = torch.tensor([len(zh) for zh in chinese])
+
+    def draw(self, idx: torch.Tensor, zh_prob: float, generator: torch.Generator) -> torch.Tensor:
+        """Token ids (B, T) of one random caption per record index."""
+        n_en, n_zh = self.n_english[idx], self.n_chinese[idx]
+        use_zh = (torch.rand(len(idx), generator=generator) < zh_prob) & (n_zh > 0)
+        count = torch.where(use_zh, n_zh, n_en)
+        pick = (torch.rand(len(idx), generator=generator) * count).long().clamp(max=count - 1)
+        return self.ids[idx, torch.where(use_zh, n_en + pick, pick)]
+
+
 def prepare_data(config: TrainConfig, palette: Palette | None = None) -> TrainingSet:
     """Loads, splits, augments and tokenizes the dataset; fits a palette unless one is given (resume)."""
     records, report = load_textures(config.data)
@@ -113,7 +144,7 @@ def prepare_data(config: TrainConfig, palette: Palette | None = None) -> Trainin
     held_out = [records[i] for i in sorted(order[:n_hold])]
     train_records = [records[i] for i in sorted(order[n_hold:])]
     if config.hue_shifts:
-        train_records = hue_shift_augment(train_records, config.hue_shifts)  # every shift of every texture
+        train_records = hue_shift_augment(train_records, config.hue_shifts) + tone_augment(train_records)
     pixels = np.stack([r.pixels for r in train_records])
     if palette is None:
         palette = Palette.fit(pixels, max_colors=config.palette_size, seed=config.seed)
@@ -198,30 +229,30 @@ def train(config: TrainConfig) -> Path:
                                    {"params": no_decay, "weight_decay": 0.0}], lr=config.lr, betas=(0.9, 0.95))
     step = 0
     if state:
-        model.load_state_dict(state["model"], strict=False)
+        model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         step = state["step"]
     # Each rank draws its own batches; seeding on the step makes a resumed run continue deterministically.
     gen = torch.Generator().manual_seed(config.seed * 1_000_003 + rank * 7919 + step)
-    rng = random.Random(gen.initial_seed())
     wrapped = MaskedTokenModel(model)
     if world > 1:
-        wrapped = nn.parallel.DistributedDataParallel(wrapped, device_ids=[device.index] if device.type == "cuda" else None)
+        device_ids = [device.index] if device.type == "cuda" else None
+        wrapped = nn.parallel.DistributedDataParallel(wrapped, device_ids=device_ids)
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
         (out / "train_config.json").write_text(json.dumps(asdict(config), indent=2, ensure_ascii=False))
         log.info("model: %.2fM parameters (%.2fM trainable), device %s, world size %d",
                  model.num_params() / 1e6, model.num_params(True) / 1e6, device, world)
+    captions = CaptionBank(data.records, model.text_encoder.tokenize)
+    all_tokens = data.tokens.to(device)
     per_rank = max(1, config.batch_size // world)
     start, last_log = time.time(), {}
     bar = tqdm(total=config.steps, initial=step, disable=rank != 0, desc="train", dynamic_ncols=True)
     model.train()
     while step < config.steps:
         idx = torch.randint(len(data.records), (per_rank,), generator=gen)
-        captions = [random_caption(data.records[i].name, data.records[i].color, data.records[i].kind, rng,
-                                   zh_prob=config.zh_prob) for i in idx.tolist()]
-        text_ids = model.text_encoder.tokenize(captions).to(device)
-        targets = data.tokens[idx].to(device)
+        text_ids = captions.draw(idx, config.zh_prob, gen).to(device)
+        targets = all_tokens[idx.to(device)]
         inputs, masked = mask_batch(targets, model.mask_token, config.schedule, gen)
         drop = (torch.rand(per_rank, generator=gen) < config.cond_dropout).to(device)
         for group in optimizer.param_groups:
@@ -235,9 +266,12 @@ def train(config: TrainConfig) -> Path:
         optimizer.step()
         step += 1
         bar.update(1)
-        last_log = {**parts, "loss": float(loss), "grad_norm": float(grad_norm)}
-        if step % 25 == 0:
-            bar.set_postfix(loss=f"{last_log['loss']:.3f}", ce=f"{parts['ce']:.3f}", lr=f"{optimizer.param_groups[0]['lr']:.1e}")
+        will_save = rank == 0 and step % config.save_every == 0
+        if step % 25 == 0 or will_save or step >= config.steps:  # reading values syncs with the GPU: rarely
+            parts = {k: float(v) for k, v in parts.items()}
+            last_log = {**parts, "loss": float(loss.detach()), "grad_norm": float(grad_norm)}
+            lr = optimizer.param_groups[0]["lr"]
+            bar.set_postfix(loss=f"{last_log['loss']:.3f}", ce=f"{parts['ce']:.3f}", lr=f"{lr:.1e}")
         out_of_time = config.max_minutes > 0 and (time.time() - start) > config.max_minutes * 60
         if world > 1:
             flag = torch.tensor([float(out_of_time)], device=device)

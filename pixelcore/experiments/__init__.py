@@ -1,0 +1,9 @@
+"""Evidence for the design: baselines, ablations, a distribution metric and speed, beside the core library.
+
+- :mod:`.ar`: autoregressive raster-order transformer baseline (same text encoder, size and loss; KV cache).
+- :mod:`.retrieval`: text -> nearest training texture baseline (copies by construction).
+- :mod:`.features`: the texture feature net and the Fréchet / kernel distances computed in its features.
+- :mod:`.runner`: trains, evaluates and times every system under one budget; :mod:`.table` writes the report.
+
+Run ``python -m pixelcore.experiments --help``. Nothing here is imported by ``pixelcore`` or the nodes.
+"""

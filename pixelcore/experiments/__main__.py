@@ -1,0 +1,87 @@
+"""Command line: ``python -m pixelcore.experiments {run,features,eval,speed,table}``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from dataclasses import MISSING, fields
+from pathlib import Path
+
+import torch
+
+from .runner import SYSTEMS, ExperimentConfig, evaluate_system, measure_speed, prepare_features, run
+from .table import render
+
+log = logging.getLogger("pixelcore.experiments")
+
+
+def _add_config_args(parser: argparse.ArgumentParser) -> None:
+    for f in fields(ExperimentConfig):
+        flag = f"--{f.name.replace('_', '-')}"
+        if f.type in ("bool", bool):
+            parser.add_argument(flag, action="store_true", help="small models, a few CPU minutes each")
+        else:
+            kind = {"int": int, "float": float}.get(str(f.type), str)
+            default = f.default if f.default is not MISSING else None
+            parser.add_argument(flag, type=kind, default=default, help=f"default: {default!r}")
+    parser.add_argument("--only", nargs="+", choices=list(SYSTEMS), help="these systems only (default: all)")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
+
+
+def _config(args: argparse.Namespace) -> ExperimentConfig:
+    values = {f.name: getattr(args, f.name) for f in fields(ExperimentConfig)}
+    return ExperimentConfig(**values).resolved()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pixelcore.experiments", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    r = sub.add_parser(
+        "run", help="train (if needed), evaluate and time the systems; render <out>/RESULTS.md"
+    )
+    _add_config_args(r)
+    r.add_argument(
+        "--jobs", type=int, default=1, help="train/evaluate this many systems in parallel processes"
+    )
+    r.add_argument("--retrain", action="store_true", help="train again even where a checkpoint exists")
+    r.add_argument("--no-speed", action="store_true", help="skip the speed measurement (parallel children)")
+    for name, text in (
+        ("features", "train the feature net and the reference distances"),
+        ("eval", "re-evaluate existing checkpoints"),
+        ("speed", "time the trained systems"),
+    ):
+        _add_config_args(sub.add_parser(name, help=text))
+    t = sub.add_parser("table", help="render the results markdown")
+    t.add_argument("--runs", default="runs/experiments")
+    t.add_argument("--out", default="docs/RESULTS.md")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if getattr(args, "threads", 0):
+        torch.set_num_threads(args.threads)
+    try:
+        if args.command == "table":
+            log.info("wrote %s", render(args.runs, args.out))
+            return 0
+        config = _config(args)
+        if args.command == "run":
+            run(config, only=args.only, jobs=args.jobs, retrain=args.retrain, speed=not args.no_speed)
+            if not args.only:
+                log.info("wrote %s", render(config.out, f"{config.out}/RESULTS.md"))
+        elif args.command == "features":
+            prepare_features(config, force=True)
+        elif args.command == "eval":
+            for name in args.only or [
+                n for n in SYSTEMS if (Path(config.out) / n / "model.safetensors").exists()
+            ]:
+                evaluate_system(config, name)
+        elif args.command == "speed":
+            measure_speed(config, args.only)
+    except ValueError as err:
+        log.error("%s", err)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

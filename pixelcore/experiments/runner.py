@@ -1,0 +1,429 @@
+"""Trains, evaluates and times every system of the design study under one shared budget.
+
+Layout of an experiment directory::
+
+    features.safetensors      the texture feature net of the distribution metric (seeded, training split only)
+    references.json           FD/KID of real training textures and of noise against the held-out set
+    <system>/model.safetensors
+    <system>/metrics.json     per-sample metrics, copy rate, FD/KID, parameter count, training steps
+    <system>/public.png, novel.png   sample grids (a row per prompt)
+    speed.json                images/s at batch 1 and 32, all systems timed in one process
+
+Every system step reads only the shared files above, so systems can train in parallel processes
+(``run --only NAME``, or ``run --jobs N`` which starts them); ``speed`` and ``table`` run after them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..captions import english_caption
+from ..checkpoint import load_model
+from ..evaluate import PromptSpec, load_prompts, score_samples
+from ..images import save_grid
+from ..losses import LossConfig
+from ..palette import Palette
+from ..sampling import DEFAULT_STEPS, encode_prompt, sample
+from ..train import TrainConfig, prepare_data, train
+from . import features as feat
+from .ar import load_ar, sample_ar, train_ar
+from .retrieval import load_retrieval, train_retrieval
+
+log = logging.getLogger(__name__)
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class SystemSpec:
+    kind: str  # "maskgit", "ar" or "retrieval"
+    label: str
+    loss: dict = field(default_factory=dict)  # LossConfig overrides
+    model_overrides: dict = field(default_factory=dict)
+    palette_size: int | None = None
+
+
+SYSTEMS: dict[str, SystemSpec] = {
+    "maskgit": SystemSpec("maskgit", "MaskGIT, default design"),
+    "no_weighting": SystemSpec(
+        "maskgit", "ablation: plain cross entropy (--no-weighting)", loss={"weighting": False}
+    ),
+    "no_tv": SystemSpec(
+        "maskgit", "ablation: no total-variation term (--tv-weight 0)", loss={"tv_weight": 0.0}
+    ),
+    "palette64": SystemSpec("maskgit", "ablation: 64-colour palette (--palette-size 64)", palette_size=64),
+    "no_2d": SystemSpec(
+        "maskgit",
+        "ablation: no 2D structure (conv off, 1D positions)",
+        model_overrides={"conv": False, "pos_2d": False},
+    ),
+    "ar": SystemSpec("ar", "baseline: autoregressive raster-order transformer"),
+    "retrieval": SystemSpec("retrieval", "baseline: nearest training texture (contrastive text encoder)"),
+}
+
+
+@dataclass
+class ExperimentConfig:
+    data: str = "data/luanti"
+    out: str = "runs/experiments"
+    quick: bool = False
+    device: str = "cpu"
+    minutes_per_system: float = 0.0  # 0 = the mode's default
+    max_steps: int = 1_000_000  # a step cap on top of the time budget (tests use a few steps)
+    holdout: float = 0.1
+    seed: int = 0
+    seeds_per_prompt: int = 4
+    public_prompts: str = "eval/prompts_public.jsonl"  # a copy of ../shared/eval/prompts_public.jsonl
+    novel_prompts: str = "eval/prompts_novel.jsonl"
+    preset: str = ""  # "" = the mode's preset
+    batch_size: int = 0  # 0 = the mode's default
+    feature_steps: int = 0  # 0 = the mode's default
+    sample_steps: int = DEFAULT_STEPS
+    cfg_scale: float = 3.0
+    speed_repeats: int = 3
+
+    def resolved(self) -> ExperimentConfig:
+        """Fills mode defaults: quick = a small model, a few CPU minutes each; full = the shipped preset."""
+        quick = self.quick
+        return replace(
+            self,
+            minutes_per_system=self.minutes_per_system or (3.0 if quick else 6.0),
+            preset=self.preset or ("quick" if quick else "default"),
+            batch_size=self.batch_size or (32 if quick else 128),
+            feature_steps=self.feature_steps or (400 if quick else 2000),
+        )
+
+    def train_config(self, name: str) -> TrainConfig:
+        spec = SYSTEMS[name]
+        overrides = dict(spec.model_overrides)
+        if self.quick and self.preset == "quick":  # two layers: a few CPU minutes must reach a usable model
+            overrides = {
+                "n_layer": 2,
+                "n_embd": 128,
+                "pixel_dim": 32,
+                "text_width": 64,
+                "text_layers": 1,
+                **overrides,
+            }
+        return TrainConfig(
+            data=self.data,
+            out=str(Path(self.out) / name),
+            preset=self.preset,
+            steps=self.max_steps,
+            batch_size=self.batch_size,
+            max_minutes=self.minutes_per_system,
+            seed=self.seed,
+            palette_size=spec.palette_size or 255,
+            holdout=self.holdout,
+            sample_every=0,
+            save_every=10**9,
+            device=self.device,
+            warmup=min(300, max(1, self.max_steps // 10)),
+            loss=LossConfig(**spec.loss),
+            model_overrides=overrides,
+        )
+
+
+def _split(config: ExperimentConfig):
+    """Training records (augmented) and held-out originals, exactly as every system's training split them."""
+    cheap = Palette.from_colors(np.array([[0, 0, 0]], np.uint8))  # skips palette fitting; tokens unused here
+    return prepare_data(
+        TrainConfig(data=config.data, seed=config.seed, holdout=config.holdout), palette=cheap
+    )
+
+
+def _write_json(path: Path, value: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(value, indent=2, ensure_ascii=False))
+    tmp.replace(path)
+
+
+def heldout_prompts(records) -> list[str]:
+    """One English caption per held-out texture, from the same templates training draws from (seeded)."""
+    return [english_caption(r.name, r.color, r.kind, random.Random(i)) for i, r in enumerate(records)]
+
+
+def prepare_features(config: ExperimentConfig, force: bool = False) -> Path:
+    """Trains the feature net once and records the reference distances (real training textures, noise)."""
+    out = Path(config.out)
+    path = out / "features.safetensors"
+    if path.exists() and (out / "references.json").exists() and not force:
+        return path
+    split = _split(config)
+    if not split.held_out:
+        raise ValueError("the distribution metric needs held-out textures: set holdout > 0")
+    net = feat.train_feature_net(
+        split.records, path, steps=config.feature_steps, seed=config.seed, device=config.device
+    )
+    real = np.stack([r.pixels for r in split.held_out])
+    real_f = feat.extract_features(net, real)
+    originals = [r for r in split.records if "#hue" not in r.source]
+    rng = np.random.default_rng(config.seed)
+    subset = [originals[i] for i in rng.choice(len(originals), min(len(real), len(originals)), replace=False)]
+    refs = {}
+    for name, images in (
+        ("real_train", np.stack([r.pixels for r in subset])),
+        ("noise", feat.noise_textures(len(real), config.seed)),
+    ):
+        f = feat.extract_features(net, images)
+        refs[name] = {"fd": feat.frechet_distance(f, real_f), "kid": feat.kernel_distance(f, real_f)}
+    refs["n_heldout"] = len(real)
+    refs["feature_scale"] = net.feature_scale
+    _write_json(out / "references.json", refs)
+    log.info("feature net and references written to %s: %s", out, refs)
+    return path
+
+
+BatchGenerator = Callable[[list[str], int, int], np.ndarray]  # (prompts, n, seed) -> (P, n, G, G, 4)
+
+
+def load_system(config: ExperimentConfig, name: str) -> tuple[BatchGenerator, int]:
+    """A batched generator for a trained system and its parameter count."""
+    kind = SYSTEMS[name].kind
+    path = Path(config.out) / name / "model.safetensors"
+    device = torch.device(config.device)
+    if kind == "retrieval":
+        model = load_retrieval(path, device)
+        return (lambda prompts, n, seed: model.retrieve(prompts, n)), sum(
+            p.numel() for p in model.parameters()
+        )
+    if kind == "ar":
+        model = load_ar(path, device)
+
+        def generate(prompts: list[str], n: int, seed: int) -> np.ndarray:
+            tokens = sample_ar(
+                model,
+                prompts,
+                batch_size=n,
+                cfg_scale=config.cfg_scale,
+                generator=torch.Generator().manual_seed(seed),
+            )
+            return (
+                model.palette.dequantize(tokens).cpu().numpy().reshape(len(prompts), n, *tokens.shape[1:], 4)
+            )
+
+        return generate, model.num_params()
+    model = load_model(path, device)
+
+    def generate(prompts: list[str], n: int, seed: int) -> np.ndarray:
+        tokens = sample(
+            model,
+            encode_prompt(model, prompts),
+            steps=config.sample_steps,
+            cfg_scale=config.cfg_scale,
+            batch_size=n,
+            generator=torch.Generator().manual_seed(seed),
+        )
+        return model.palette.dequantize(tokens).cpu().numpy().reshape(len(prompts), n, *tokens.shape[1:], 4)
+
+    return generate, model.num_params()
+
+
+def _in_chunks(
+    generate: BatchGenerator, prompts: list[str], n: int, seed: int, chunk: int = 64
+) -> np.ndarray:
+    return np.concatenate(
+        [generate(prompts[i : i + chunk], n, seed + i) for i in range(0, len(prompts), chunk)]
+    )
+
+
+def train_system(config: ExperimentConfig, name: str) -> Path:
+    tc = config.train_config(name)
+    kind = SYSTEMS[name].kind
+    start = time.time()
+    path = train(tc) if kind == "maskgit" else train_ar(tc) if kind == "ar" else train_retrieval(tc)
+    log.info("%s trained in %.1f min", name, (time.time() - start) / 60)
+    return path
+
+
+def evaluate_system(config: ExperimentConfig, name: str) -> dict:
+    """Scores one trained system on both prompt sets and on the held-out captions; writes metrics.json."""
+    out = Path(config.out) / name
+    generate, n_params = load_system(config, name)
+    split = _split(config)
+    training = np.stack([r.pixels for r in split.records])
+    metrics: dict = {"system": name, "label": SYSTEMS[name].label, "params": n_params}
+    S = config.seeds_per_prompt
+    for set_name, prompt_path in (("public", config.public_prompts), ("novel", config.novel_prompts)):
+        specs: list[PromptSpec] = load_prompts(prompt_path)
+        samples = _in_chunks(generate, [s.prompt for s in specs], S, config.seed)
+        save_grid(samples.reshape(-1, *samples.shape[2:]), out / f"{set_name}.png", cols=S)
+        scores = score_samples(specs, samples, training if set_name == "novel" else None)
+        metrics.update({f"{set_name}_{k}": v for k, v in scores.items()})
+    net = feat.load_feature_net(Path(config.out) / "features.safetensors")
+    real = np.stack([r.pixels for r in split.held_out])
+    generated = _in_chunks(generate, heldout_prompts(split.held_out), 1, config.seed)[:, 0]
+    real_f, gen_f = feat.extract_features(net, real), feat.extract_features(net, generated)
+    metrics.update(
+        {
+            "fd": feat.frechet_distance(gen_f, real_f),
+            "kid": feat.kernel_distance(gen_f, real_f),
+            "heldout_copy_rate": float(
+                score_samples([PromptSpec("x")], generated[None], training)["copy_rate"]
+            ),
+        }
+    )
+    progress = Path(config.out) / name / "progress.json"  # MaskGIT's training record
+    if progress.exists():
+        metrics["train_steps"] = json.loads(progress.read_text()).get("step")
+    else:
+        from safetensors import safe_open
+
+        with safe_open(str(out / "model.safetensors"), framework="pt") as f:
+            metrics["train_steps"] = json.loads((f.metadata() or {}).get("training", "{}")).get("step")
+    _write_json(out / "metrics.json", metrics)
+    log.info("%s: %s", name, {k: round(v, 3) if isinstance(v, float) else v for k, v in metrics.items()})
+    return metrics
+
+
+def _timed(fn: Callable[[], object], repeats: int, device: torch.device) -> float:
+    fn()  # warm-up
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return (time.perf_counter() - start) / repeats
+
+
+def measure_speed(config: ExperimentConfig, names: list[str] | None = None) -> dict:
+    """Images/s at batch 1 and 32 for every trained system, in this one process; writes speed.json.
+
+    MaskGIT systems sample with ``sample_steps`` rounds, the AR baseline with its key/value cache (and, at
+    batch 1, without it for reference); all with classifier-free guidance at ``cfg_scale``.
+    """
+    device = torch.device(config.device)
+    prompt = "a blue diamond sword"
+    results: dict = {
+        "device": str(device),
+        "threads": torch.get_num_threads(),
+        "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+        "sample_steps": config.sample_steps,
+        "systems": {},
+    }
+    for name in names or list(SYSTEMS):
+        path = Path(config.out) / name / "model.safetensors"
+        if not path.exists():
+            continue
+        row = {}
+        if SYSTEMS[name].kind == "ar":
+            model = load_ar(path, device)
+            for batch in (1, 32):
+                seconds = _timed(
+                    lambda b=batch: sample_ar(
+                        model,
+                        prompt,
+                        batch_size=b,
+                        cfg_scale=config.cfg_scale,
+                        generator=torch.Generator().manual_seed(0),
+                    ),
+                    config.speed_repeats,
+                    device,
+                )
+                row[f"batch{batch}"] = batch / seconds
+            seconds = _timed(
+                lambda: sample_ar(
+                    model,
+                    prompt,
+                    cfg_scale=config.cfg_scale,
+                    use_cache=False,
+                    generator=torch.Generator().manual_seed(0),
+                ),
+                1,
+                device,
+            )
+            row["batch1_nocache"] = 1 / seconds
+        else:
+            generate, _ = load_system(config, name)
+            for batch in (1, 32):
+                seconds = _timed(lambda b=batch: generate([prompt], b, 0), config.speed_repeats, device)
+                row[f"batch{batch}"] = batch / seconds
+        results["systems"][name] = row
+        log.info("speed %s: %s", name, {k: round(v, 1) for k, v in row.items()})
+    _write_json(Path(config.out) / "speed.json", results)
+    return results
+
+
+def _child_command(config: ExperimentConfig, name: str, threads: int) -> list[str]:
+    args = [
+        sys.executable,
+        "-m",
+        "pixelcore.experiments",
+        "run",
+        "--only",
+        name,
+        "--no-speed",
+        "--threads",
+        str(threads),
+    ]
+    for key, value in asdict(config).items():
+        if key == "quick":
+            args += ["--quick"] if value else []
+        else:
+            args += [f"--{key.replace('_', '-')}", str(value)]
+    return args
+
+
+def run(
+    config: ExperimentConfig,
+    only: list[str] | None = None,
+    jobs: int = 1,
+    retrain: bool = False,
+    speed: bool = True,
+    train_missing: bool = True,
+) -> None:
+    """Trains (unless a checkpoint exists), evaluates and times the systems in ``only`` (default: all)."""
+    config = config.resolved()
+    names = only or list(SYSTEMS)
+    unknown = [n for n in names if n not in SYSTEMS]
+    if unknown:
+        raise ValueError(f"unknown systems {unknown}: choose from {', '.join(SYSTEMS)}")
+    Path(config.out).mkdir(parents=True, exist_ok=True)
+    _write_json(Path(config.out) / "experiment_config.json", asdict(config))
+    prepare_features(config)
+    if jobs > 1 and len(names) > 1:
+        threads = max(1, (os.cpu_count() or 1) // min(jobs, len(names)))
+        pending, running = list(names), []
+        while pending or running:
+            while pending and len(running) < jobs:
+                name = pending.pop(0)
+                command = _child_command(config, name, threads) + (["--retrain"] if retrain else [])
+                log_file = open(Path(config.out) / f"{name}.log", "w")  # noqa: SIM115 - closed when it ends
+                running.append(
+                    (
+                        name,
+                        subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT, cwd=REPO),
+                        log_file,
+                    )
+                )
+            time.sleep(1.0)
+            for item in list(running):
+                if item[1].poll() is not None:
+                    running.remove(item)
+                    item[2].close()
+                    if item[1].returncode:
+                        log.error("%s failed (exit %d); see %s.log", item[0], item[1].returncode, item[0])
+    else:
+        for name in names:
+            if retrain or not (Path(config.out) / name / "model.safetensors").exists():
+                if not train_missing:
+                    raise ValueError(f"{name}: no checkpoint in {config.out}; run it first")
+                train_system(config, name)
+            evaluate_system(config, name)
+    if speed:
+        measure_speed(config, names)

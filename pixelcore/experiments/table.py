@@ -1,0 +1,255 @@
+"""Renders an experiment directory as ``docs/RESULTS.md``: one table of every system x every metric, the
+reference distances, sample grids, the findings the numbers support, and the commands that regenerate it."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+from .runner import SYSTEMS
+
+# (metrics.json key, column title, better: "high", "low" or "" for no direction)
+COLUMNS = (
+    ("public_color_adherence", "colour adh. ↑", "high"),
+    ("public_kind_adherence", "kind adh. ↑", "high"),
+    ("public_unique_colors", "unique colours", ""),
+    ("public_isolated_pixels", "isolated px ↓", "low"),
+    ("public_diversity", "diversity ↑", "high"),
+    ("novel_color_adherence", "novel colour adh. ↑", "high"),
+    ("novel_copy_rate", "copy rate (novel) ↓", "low"),
+    ("fd", "FD ↓", "low"),
+    ("kid", "KID ↓", "low"),
+)
+
+COMMANDS = """\
+```bash
+# everything: feature net, 7 systems (one after another), evaluation, speed, then the table
+python -m pixelcore.experiments run --out runs/experiments [--quick] [--device cuda] [--minutes-per-system M]
+# the same with the systems trained side by side (each child gets cpu_count / jobs threads)
+python -m pixelcore.experiments run --out runs/experiments --jobs 7 [--device cuda]
+# or by hand, one process per system, then speed (one process: comparable timings) and the table
+python -m pixelcore.experiments features --out runs/experiments
+python -m pixelcore.experiments run --out runs/experiments --only maskgit --no-speed   # ... one per system
+python -m pixelcore.experiments eval --out runs/experiments [--only ar]   # re-score existing checkpoints
+python -m pixelcore.experiments speed --out runs/experiments
+python -m pixelcore.experiments table --runs runs/experiments --out docs/RESULTS.md
+```"""
+
+METHOD = """\
+## How each number is computed
+
+- **Prompt sets.** Per-sample metrics use the public prompts (`prompts_public.jsonl`, 4 seeds each); the
+  copy rate and "novel colour adh." use `eval/prompts_novel.jsonl` (new colour/object combinations).
+- **colour / kind adherence, unique colours, isolated px, diversity, copy rate**: as defined in
+  `pixelcore.evaluate.score_samples`. Copy rate = share of samples pixel-identical to a training texture
+  (hue-shifted copies included, as the models saw them).
+- **FD / KID** (`pixelcore/experiments/features.py`): a fixed share of real textures (`--holdout`, default
+  10%, seeded) is held out of every system's training. Each system generates one texture per held-out
+  texture, from an English caption of it (same templates as training). Both sets go through a small CNN
+  trained once per experiment directory on the training split only (classifies kind, dominant colour word
+  and name group; input premultiplied RGB + alpha; 64-wide features standardised on the training
+  set; seeded; `features.safetensors`). FD is the Fréchet distance between Gaussians fitted to the two
+  feature sets (as FID; biased up for small sets, so compare only at equal set size); KID is the unbiased
+  MMD² with the kernel `(x·y/64 + 1)³`, averaged over 50 random subsets of at most 100 (can be slightly
+  negative when the sets match). References: "real training textures" is as many real *training* textures
+  as there are held-out ones, drawn at random (not matched to the captions); "noise" is uniform RGB noise
+  with a random cut-out alpha. A sound metric puts real far below noise.
+- **images/s**: `sample` / `sample_ar` with classifier-free guidance, all systems timed one after another
+  in one process on the same machine (device and thread count above), mean of repeats after a warm-up.
+  MaskGIT runs its default number of rounds; the AR baseline decodes 256 positions with a key/value cache
+  (its batch-1 speed without the cache is given above the table).
+"""
+
+
+def _fmt(value, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _load(runs: Path) -> tuple[dict[str, dict], dict, dict, dict]:
+    metrics = {
+        n: json.loads((runs / n / "metrics.json").read_text())
+        for n in SYSTEMS
+        if (runs / n / "metrics.json").exists()
+    }
+
+    def read(name: str) -> dict:
+        return json.loads((runs / name).read_text()) if (runs / name).exists() else {}
+
+    return metrics, read("references.json"), read("speed.json"), read("experiment_config.json")
+
+
+def _findings(metrics: dict[str, dict], refs: dict, speed: dict) -> list[str]:
+    """Plain statements the numbers support (or refute), generated so they never drift from the table."""
+    lines = []
+    fast = speed.get("systems", {})
+    if "maskgit" in fast and "ar" in fast:
+        for batch in ("batch1", "batch32"):
+            ratio = fast["maskgit"][batch] / fast["ar"][batch]
+            verdict = "meets" if ratio >= 10 else "misses"
+            lines.append(
+                f"Speed, {batch.replace('batch', 'batch ')}: MaskGIT is {ratio:.1f}x the AR baseline "
+                f"(with KV cache) — {verdict} the 10x target."
+            )
+    base = metrics.get("maskgit")
+    if base and "ar" in metrics:
+        for key, title, better in COLUMNS:
+            if key in ("fd", "kid", "public_color_adherence", "public_kind_adherence"):
+                a, b = base.get(key), metrics["ar"].get(key)
+                if a is None or b is None:
+                    continue
+                won = a > b if better == "high" else a < b
+                lines.append(
+                    f"{title.rstrip(' ↑↓')}: MaskGIT {_fmt(a)} vs AR {_fmt(b)} — "
+                    f"{'MaskGIT better' if won else 'AR better or equal'}."
+                )
+    if base and "novel_copy_rate" in base:
+        rate = base["novel_copy_rate"]
+        lines.append(
+            f"Copy rate on novel prompts: MaskGIT {rate:.1%} "
+            f"({'under' if rate < 0.10 else 'not under'} the 10% target); retrieval "
+            f"{metrics.get('retrieval', {}).get('novel_copy_rate', float('nan')):.0%} by construction."
+        )
+    if refs and "noise" in refs and "real_train" in refs:
+        ok = refs["real_train"]["fd"] < refs["noise"]["fd"]
+        lines.append(
+            f"Metric sanity: FD real-train {refs['real_train']['fd']:.2f} vs noise {refs['noise']['fd']:.2f}"
+            f" — {'real ranked far above noise' if ok else 'METRIC FAILS: noise ranks above real'}."
+        )
+        if "retrieval" in metrics:
+            r = metrics["retrieval"]["fd"]
+            lines.append(
+                f"Retrieval copies score FD {r:.2f} against real-train {refs['real_train']['fd']:.2f}: "
+                + (
+                    "real held-out-like textures ranked above copies."
+                    if refs["real_train"]["fd"] < r
+                    else "the copies score as well as real textures (the metric cannot see copying; "
+                    "the copy rate does)."
+                )
+            )
+    if base:
+        for name in ("no_weighting", "no_tv", "palette64", "no_2d"):
+            if name not in metrics:
+                continue
+            m = metrics[name]
+            worse = [
+                t.rstrip(" ↑↓")
+                for k, t, b in COLUMNS
+                if b
+                and k in m
+                and k in base
+                and not math.isnan(m[k])
+                and not math.isnan(base[k])
+                and ((b == "high" and m[k] < base[k]) or (b == "low" and m[k] > base[k]))
+            ]
+            better = [
+                t.rstrip(" ↑↓")
+                for k, t, b in COLUMNS
+                if b
+                and k in m
+                and k in base
+                and not math.isnan(m[k])
+                and not math.isnan(base[k])
+                and ((b == "high" and m[k] > base[k]) or (b == "low" and m[k] < base[k]))
+            ]
+            verdict = (
+                "the design choice helps on most metrics"
+                if len(worse) > len(better)
+                else "**no evidence the design choice helps** at this budget"
+            )
+            lines.append(
+                f"Ablation `{name}` vs default: worse on {', '.join(worse) or 'nothing'}; better on "
+                f"{', '.join(better) or 'nothing'} — {verdict}."
+            )
+    return lines
+
+
+def render(runs: str | Path, out: str | Path) -> Path:
+    """Writes the markdown report for ``runs`` to ``out`` and copies the grids to ``<out dir>/results/``.
+
+    A hand-written ``<runs>/NOTES.md`` (what the grids show, caveats of the run) goes above the findings.
+    """
+    runs, out = Path(runs), Path(out)
+    metrics, refs, speed, config = _load(runs)
+    if not metrics:
+        raise ValueError(
+            f"{runs}: no <system>/metrics.json yet; run `python -m pixelcore.experiments run` first"
+        )
+    grid_dir = out.parent / "results"
+    grid_dir.mkdir(parents=True, exist_ok=True)
+    fast = speed.get("systems", {})
+    head = ["system", "params (M)", "train steps"] + [t for _, t, _ in COLUMNS] + ["img/s b1", "img/s b32"]
+    rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, m in metrics.items():
+        s = fast.get(name, {})
+        cells = [
+            f"`{name}` ({m.get('label', '')})",
+            _fmt(m.get("params", 0) / 1e6, 2),
+            _fmt(m.get("train_steps")),
+        ]
+        cells += [_fmt(m.get(key)) for key, _, _ in COLUMNS]
+        cells += [_fmt(s.get("batch1"), 1), _fmt(s.get("batch32"), 1)]
+        rows.append("| " + " | ".join(cells) + " |")
+    for ref, label in (("real_train", "reference: real training textures"), ("noise", "reference: noise")):
+        if ref in refs:
+            cells = (
+                [label, "", ""] + ["" for _ in COLUMNS[:-2]] + [_fmt(refs[ref]["fd"]), _fmt(refs[ref]["kid"])]
+            )
+            rows.append("| " + " | ".join(cells + ["", ""]) + " |")
+    grids = []
+    for name in metrics:
+        for set_name in ("public", "novel"):
+            src = runs / name / f"{set_name}.png"
+            if src.exists():
+                shutil.copyfile(src, grid_dir / f"{name}_{set_name}.png")
+        grids.append(
+            f"| `{name}` | ![{name} public](results/{name}_public.png) | "
+            f"![{name} novel](results/{name}_novel.png) |"
+        )
+    device = speed.get("gpu") or speed.get("device", "?")
+    mode = "quick" if config.get("quick") else "full"
+    parts = [
+        "# Results: evidence for the design",
+        "",
+        f"Mode **{mode}**: preset `{config.get('preset')}`, {config.get('minutes_per_system')} min per "
+        f"system (step cap {config.get('max_steps')}), batch {config.get('batch_size')}, device "
+        f"`{config.get('device')}`, held-out share {config.get('holdout')}, seed {config.get('seed')}. "
+        f"Speed measured on `{device}` with "
+        f"{speed.get('threads', '?')} torch threads, MaskGIT at {speed.get('sample_steps', '?')} rounds; "
+        f"AR with KV cache (batch 1 without cache: "
+        f"{_fmt(fast.get('ar', {}).get('batch1_nocache'), 2)} img/s). "
+        f"{refs.get('n_heldout', '?')} held-out textures for FD/KID.",
+        "",
+        "\n".join(rows),
+        "",
+        (runs / "NOTES.md").read_text(encoding="utf-8") if (runs / "NOTES.md").exists() else "",
+        "## Findings (generated from the numbers above)",
+        "",
+        "\n".join(f"- {line}" for line in _findings(metrics, refs, speed)) or "- (no comparisons available)",
+        "",
+        METHOD
+        + (
+            ""
+            if "feature_scale" in refs
+            else "\nThis run's feature file predates feature standardisation: its FD/KID are on a larger, "
+            "arbitrary scale (FD rankings would be the same).\n"
+        ),
+        "## Sample grids (a row per prompt, 4 seeds)",
+        "",
+        "| system | public prompts | novel prompts |",
+        "|---|---|---|",
+        "\n".join(grids),
+        "",
+        "## Regenerating this file",
+        "",
+        COMMANDS,
+        "",
+    ]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(parts), encoding="utf-8")
+    return out

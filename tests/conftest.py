@@ -1,0 +1,99 @@
+"""Shared fixtures for the core library tests: a tiny palette, tiny models and a tiny texture folder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from pixelcore.checkpoint import save_model
+from pixelcore.model import PixelConfig, PixelModel
+from pixelcore.palette import Palette
+
+# Tiny models gain nothing from intra-op threads, and on a busy 2-core machine a second OpenMP thread that
+# spin-waits for a busy core makes each step several times slower.
+torch.set_num_threads(1)
+
+# A few clearly distinct colours: greys, a red, a green, a blue, a yellow and a brown.
+BASE_COLORS = np.array([
+    [20, 20, 20], [128, 128, 128], [250, 250, 250],
+    [200, 30, 30], [30, 200, 30], [30, 30, 200], [230, 210, 40], [110, 70, 30],
+], dtype=np.uint8)
+
+# (file name, caption, colour, kind) of the tiny training set.
+TEXTURES = [
+    ("red_wool.png", "red wool block", (200, 30, 30), "block"),
+    ("blue_wool.png", "blue wool block", (30, 30, 200), "block"),
+    ("leaves.png", "green leaves block", (30, 200, 30), "block"),
+    ("stone.png", "gray stone block", (128, 128, 128), "block"),
+    ("red_sword.png", "a red sword", (200, 30, 30), "item"),
+    ("diamond_sword.png", "a blue diamond sword", (30, 30, 200), "item"),
+    ("gold_pickaxe.png", "a golden pickaxe", (230, 210, 40), "item"),
+    ("apple.png", "an apple", (200, 30, 30), "item"),
+]
+
+
+def make_texture(rgb: tuple[int, int, int], kind: str, seed: int = 0) -> np.ndarray:
+    """A 16x16 RGBA texture: a shaded tile for blocks, a diagonal blade on transparency for items."""
+    rng = np.random.default_rng(seed)
+    base = np.array(rgb, dtype=np.int16)
+    dark = np.clip(base * 0.6, 0, 255)
+    out = np.zeros((16, 16, 4), np.uint8)
+    if kind == "block":
+        shade = rng.random((16, 16)) < 0.3
+        out[..., :3] = np.where(shade[..., None], dark, base).astype(np.uint8)
+        out[..., 3] = 255
+    else:
+        for i in range(2, 14):
+            out[15 - i, i - 1:i + 2, :3] = base
+            out[15 - i, i - 1:i + 2, 3] = 255
+        out[13:15, 1:3, :3] = (110, 70, 30)  # a brown handle
+        out[13:15, 1:3, 3] = 255
+    return out
+
+
+def sensitize(model: PixelModel, seed: int = 5) -> PixelModel:
+    """Larger random weights than the init (std 0.02), so that every input, the prompt included, visibly
+    moves the logits of an untrained model."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if not name.startswith("text_encoder.") and p.dim() >= 2:
+                p.copy_(torch.randn(p.shape, generator=gen) / p.shape[-1] ** 0.5)
+    return model
+
+
+@pytest.fixture(scope="session")
+def palette() -> Palette:
+    return Palette.from_colors(BASE_COLORS)
+
+
+@pytest.fixture
+def tiny_model(palette: Palette) -> PixelModel:
+    torch.manual_seed(0)
+    return PixelModel(PixelConfig.tiny(), palette).eval()
+
+
+@pytest.fixture(scope="session")
+def saved_tiny_model(tmp_path_factory, palette: Palette) -> Path:
+    """A tiny model written once per session, for tests that only read it."""
+    torch.manual_seed(1)
+    model = PixelModel(PixelConfig.tiny(), palette)
+    return save_model(model, tmp_path_factory.mktemp("model") / "tiny.safetensors",
+                      extra_metadata={"training": {"step": 3}})
+
+
+@pytest.fixture(scope="session")
+def texture_dir(tmp_path_factory) -> Path:
+    """Eight 16x16 PNGs with a metadata.jsonl (Hugging Face imagefolder layout)."""
+    root = tmp_path_factory.mktemp("textures")
+    rows = []
+    for i, (name, text, rgb, kind) in enumerate(TEXTURES):
+        Image.fromarray(make_texture(rgb, kind, seed=i), "RGBA").save(root / name)
+        rows.append(json.dumps({"file_name": name, "text": text}))
+    (root / "metadata.jsonl").write_text("\n".join(rows) + "\n")
+    return root

@@ -1,0 +1,148 @@
+import json
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from pixelcore.checkpoint import default_model_path, load_model
+from pixelcore.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+PROMPT = "a blue diamond sword"
+
+needs_default_model = pytest.mark.skipif(
+    not default_model_path().is_file(),
+    reason=f"the shipped default model {default_model_path().name} is not in pixelcore/weights/ yet",
+)
+
+
+def _read_png(path: Path) -> tuple[np.ndarray, dict]:
+    with Image.open(path) as img:
+        assert img.format == "PNG" and img.mode == "RGBA"
+        return np.asarray(img).copy(), dict(img.text)
+
+
+def _check_generated(out: Path, scale: int) -> np.ndarray:
+    pixels, text = _read_png(out)
+    assert pixels.shape == (16, 16, 4) and pixels.dtype == np.uint8
+    assert text["prompt"] == PROMPT and text["seed"] == "3"
+    big, big_text = _read_png(out.with_name(f"{out.stem}_x{scale}.png"))
+    assert big.shape == (16 * scale, 16 * scale, 4)
+    np.testing.assert_array_equal(big, pixels.repeat(scale, 0).repeat(scale, 1))  # exact nearest neighbour
+    assert big_text["prompt"] == PROMPT
+    return pixels
+
+
+@needs_default_model
+def test_generate_end_to_end_on_the_default_model(tmp_path):
+    """One real ``python -m pixelcore`` run on the shipped model, then the same seed again in-process."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "pixelcore", "generate", PROMPT, "-o", "x.png", "--scale", "4",
+           "--seed", "3", "--device", "cpu"]
+    result = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    first = _check_generated(tmp_path / "x.png", 4)
+    assert (first[..., 3] >= 128).any()  # not an empty texture
+
+    again = tmp_path / "again" / "y.png"
+    assert main(["generate", PROMPT, "-o", str(again), "--scale", "4", "--seed", "3", "--device", "cpu"]) == 0
+    assert _check_generated(again, 4).tobytes() == first.tobytes()
+    other = tmp_path / "other.png"
+    assert main(["generate", PROMPT, "-o", str(other), "--seed", "4", "--device", "cpu"]) == 0
+    assert _read_png(other)[0].tobytes() != first.tobytes()
+
+
+def test_generate_in_process_with_a_given_model(tmp_path, saved_tiny_model):
+    def run(name: str, *extra: str) -> int:
+        return main(["generate", PROMPT, "-o", str(tmp_path / name), "--model", str(saved_tiny_model),
+                     "--scale", "4", "--seed", "3", "--steps", "3", "--device", "cpu", *extra])
+
+    assert run("a.png") == 0 and run("b.png") == 0
+    a, b = _check_generated(tmp_path / "a.png", 4), _check_generated(tmp_path / "b.png", 4)
+    assert a.tobytes() == b.tobytes()
+    assert _read_png(tmp_path / "a.png")[1]["model"] == saved_tiny_model.name
+    assert run("many.png", "--n", "2", "--negative", "blurry") == 0
+    for i in range(2):
+        assert _read_png(tmp_path / f"many_{i}.png")[1]["negative"] == "blurry"
+        assert (tmp_path / f"many_{i}_x4.png").is_file()
+    assert not (tmp_path / "many.png").exists()
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["generate", "", "-o", "out.png"], "prompt is empty"),
+    (["generate", "   ", "-o", "out.png"], "prompt is empty"),
+    (["generate", PROMPT, "-o", "out.png", "--steps", "0"], "steps"),
+    (["generate", PROMPT, "-o", "out.png", "--cfg", "99"], "cfg_scale"),
+    (["generate", PROMPT, "-o", "out.png", "--n", "0"], "batch_size"),
+    (["generate", PROMPT, "-o", "out.png", "--scale", "0"], "scale"),
+    (["generate", PROMPT, "-o", "out.png", "--scale", "100"], "scale"),
+    (["generate", PROMPT, "-o", "out.jpg"], ".png"),
+    (["generate", PROMPT, "-o", "out.png", "--model", "missing.safetensors"], "missing.safetensors"),
+])
+def test_bad_generate_input_exits_2_with_a_message_and_writes_nothing(tmp_path, monkeypatch, caplog,
+                                                                      saved_tiny_model, args, fragment):
+    monkeypatch.chdir(tmp_path)
+    if "--model" not in args:
+        args = [*args, "--model", str(saved_tiny_model)]
+    with caplog.at_level(logging.ERROR, logger="pixelcore"):
+        assert main([*args, "--device", "cpu"]) == 2
+    assert fragment in caplog.text
+    assert "Traceback" not in caplog.text
+    assert os.listdir(tmp_path) == []
+
+
+def test_bad_input_in_a_real_process_exits_2_without_a_traceback(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    cmd = [sys.executable, "-m", "pixelcore", "generate", PROMPT, "-o", "x.png",
+           "--model", "nope.safetensors"]
+    result = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert "nope.safetensors" in result.stderr and "no such model file" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert os.listdir(tmp_path) == []
+
+
+def test_eval_writes_metrics_and_a_grid(tmp_path, saved_tiny_model, texture_dir, capsys):
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text('{"prompt": "a red sword", "color": "red", "kind": "item"}\n'
+                       '{"prompt": "green leaves block", "color": "green", "kind": "block"}\n',
+                       encoding="utf-8")
+    out = tmp_path / "eval"
+    code = main(["eval", "--prompts", str(prompts), "--model", str(saved_tiny_model), "--out", str(out),
+                 "--seeds", "3", "--steps", "2", "--device", "cpu", "--train-data", str(texture_dir)])
+    assert code == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics) == {"color_adherence", "kind_adherence", "unique_colors", "isolated_pixels",
+                            "diversity", "copy_rate"}
+    assert all(0.0 <= metrics[k] <= 1.0 for k in metrics if k != "unique_colors")
+    with Image.open(out / "samples.png") as grid:
+        # A row per prompt, a column per seed, each cell 8x enlarged with 2 pixels of padding.
+        assert grid.size == (3 * (16 * 8 + 2) + 2, 2 * (16 * 8 + 2) + 2)
+    assert "color_adherence" in capsys.readouterr().out
+
+
+def test_eval_refuses_a_bad_prompt_file(tmp_path, saved_tiny_model, caplog):
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text('{"prompt": "ok"}\n{"text": "no prompt"}\n', encoding="utf-8")
+    with caplog.at_level(logging.ERROR, logger="pixelcore"):
+        assert main(["eval", "--prompts", str(prompts), "--model", str(saved_tiny_model),
+                     "--out", str(tmp_path / "eval"), "--device", "cpu"]) == 2
+    assert "prompts.jsonl:2" in caplog.text
+    assert not (tmp_path / "eval").exists()
+
+
+def test_export_writes_a_half_precision_copy(tmp_path, saved_tiny_model):
+    dst = tmp_path / "half.safetensors"
+    assert main(["export", str(saved_tiny_model), str(dst)]) == 0
+    half, full = load_model(dst), load_model(saved_tiny_model)
+    assert dst.stat().st_size < saved_tiny_model.stat().st_size
+    for key, value in full.state_dict().items():
+        torch.testing.assert_close(half.state_dict()[key], value, atol=1e-3, rtol=1e-2)
+    assert main(["export", str(tmp_path / "none.safetensors"), str(tmp_path / "out.safetensors")]) == 2
+    assert not (tmp_path / "out.safetensors").exists()

@@ -1,0 +1,181 @@
+"""The editing workflows and nodes inside a real ComfyUI server (headless, CPU), driven over its HTTP API.
+
+Uses the session's ``server`` fixture when a conftest.py provides one; otherwise starts one server for this
+module (same model file name as test_comfyui_integration.py), stopped at the end also when a test fails.
+"""
+
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from comfyui_harness import ROOT, ComfyServer, comfyui_installed, execution_error
+from pixelcore.checkpoint import load_model, save_model
+from pixelcore.editing import seam_score
+from pixelcore.model import PixelConfig, PixelModel
+from pixelcore.palette import Palette
+
+pytestmark = [
+    pytest.mark.comfyui,
+    pytest.mark.skipif(not comfyui_installed() and not os.environ.get("PIXELCORE_REQUIRE_COMFYUI"),
+                       reason="ComfyUI not installed: run scripts/install_comfyui.sh"),
+]
+
+TINY = "pixelcore_tiny_test.safetensors"
+EDIT_NODES = ["PixelCore_ImageToTokens", "PixelCore_RegionMask", "PixelCore_Inpaint", "PixelCore_Variations",
+              "PixelCore_PaletteLock", "PixelCore_MaskGITSampleAdvanced", "PixelCore_Recolor",
+              "PixelCore_TilePreview"]
+# Node ids in the editing workflows: 5 saves the source texture, 12 the edited one (see workflows/).
+SOURCE_SAVE, EDIT, EDIT_SAVE, EDIT_PREVIEW = "5", "10", "12", "15"
+
+
+@pytest.fixture(scope="module")
+def comfy(request, tmp_path_factory):
+    try:
+        yield request.getfixturevalue("server")  # a shared session server, where a conftest.py has one
+        return
+    except pytest.FixtureLookupError:
+        pass
+    if not comfyui_installed():
+        pytest.fail("PIXELCORE_REQUIRE_COMFYUI is set but ComfyUI is missing: run scripts/install_comfyui.sh")
+    workdir = tmp_path_factory.mktemp("comfyui_editing")
+    models = workdir / "models_pixelcore"
+    models.mkdir()
+    torch.manual_seed(0)
+    palette = Palette.from_colors(np.array([[200, 30, 30], [30, 30, 200], [30, 200, 30], [240, 240, 60]],
+                                           np.uint8))
+    save_model(PixelModel(PixelConfig.tiny(), palette), models / TINY)
+    server = ComfyServer(workdir, models).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def palette(comfy):
+    return load_model(comfy.model_dir / TINY).palette
+
+
+def workflow(name, **changes):
+    graph = json.loads((ROOT / "tests" / "workflows_api" / f"{name}.json").read_text(encoding="utf-8"))
+    graph["1"]["inputs"]["model_name"] = TINY
+    for node_id, inputs in changes.items():
+        graph[node_id]["inputs"].update(inputs)
+    return graph
+
+
+def run_ok(comfy, graph):
+    entry = comfy.run(graph)
+    problem = execution_error(entry) or entry["status"]
+    assert entry["status"]["status_str"] == "success", json.dumps(problem)[:3000]
+    return entry
+
+
+def pngs(comfy, entry, node_id):
+    return [comfy.image(image) for image in entry["outputs"][node_id]["images"]]
+
+
+def pixels(comfy, entry, node_id):
+    return [np.array(png) for png in pngs(comfy, entry, node_id)]
+
+
+def test_edit_nodes_are_served(comfy):
+    for node_id in EDIT_NODES:
+        info = comfy.get_json(f"/object_info/{node_id}")[node_id]
+        assert info["category"] == "PixelCore/edit", node_id
+
+
+def test_inpaint_workflow_keeps_pixels_outside_the_region(comfy):
+    entry = run_ok(comfy, workflow("pixelcore_inpaint"))
+    (before,), (after,) = pixels(comfy, entry, SOURCE_SAVE), pixels(comfy, entry, EDIT_SAVE)
+    region = np.zeros((16, 16), bool)
+    region[4:12, 4:12] = True
+    assert after.shape == (16, 16, 4) and np.array_equal(after[~region], before[~region])
+    assert pngs(comfy, entry, EDIT_SAVE)[0].text["pixelcore_seed"] == "11"
+
+
+def test_variations_workflow_changes_at_most_the_strength_share(comfy):
+    graph = workflow("pixelcore_variations_of_texture")
+    entry = run_ok(comfy, graph)
+    (before,), after = pixels(comfy, entry, SOURCE_SAVE), pixels(comfy, entry, EDIT_SAVE)
+    assert len(after) == graph[EDIT]["inputs"]["batch_size"] == len(pngs(comfy, entry, EDIT_PREVIEW))
+    for image in after:
+        changed = (image != before).any(-1).sum()
+        assert changed <= round(0.4 * 256)
+    entry = run_ok(comfy, workflow("pixelcore_variations_of_texture", **{EDIT: {"strength": 0.0}}))
+    assert all(np.array_equal(image, before) for image in pixels(comfy, entry, EDIT_SAVE))
+
+
+def test_palette_lock_workflow_uses_only_the_source_main_colours(comfy):
+    entry = run_ok(comfy, workflow("pixelcore_palette_lock", **{"9": {"max_colors": 2}}))
+    (before,), after = pixels(comfy, entry, SOURCE_SAVE), pixels(comfy, entry, EDIT_SAVE)
+    opaque = before[before[..., 3] == 255, :3]
+    colours, counts = np.unique(opaque, axis=0, return_counts=True)
+    top = {tuple(c) for c in colours[np.argsort(-counts, kind="stable")[:2]]}
+    for image in after:
+        used = {tuple(c) for c in image[image[..., 3] == 255, :3]}
+        assert used <= top, (used, top)
+
+
+def test_seamless_workflow_scores_finite_and_previews_a_3x3_tiling(comfy):
+    entry = run_ok(comfy, workflow("pixelcore_seamless_block"))
+    blocks = pixels(comfy, entry, SOURCE_SAVE)
+    assert len(blocks) == 2 and all(np.isfinite(seam_score(block)) for block in blocks)
+    tiled = pngs(comfy, entry, "12")
+    assert [image.size for image in tiled] == [(16 * 3 * 8, 16 * 3 * 8)] * 2
+
+
+def test_recolor_workflow_makes_the_family_with_the_same_silhouette(comfy):
+    entry = run_ok(comfy, workflow("pixelcore_recolor"))
+    (before,), after = pixels(comfy, entry, SOURCE_SAVE), pngs(comfy, entry, EDIT_SAVE)
+    assert [png.text["pixelcore_prompt"] for png in after] == ["red sword", "blue sword", "gold sword",
+                                                               "green sword"]
+    for png in after:
+        assert np.array_equal(np.array(png)[..., 3] == 0, before[..., 3] == 0)
+
+
+def load_image_graph(name, repaint_transparent=False):
+    graph = {
+        "1": {"class_type": "PixelCore_LoadPixelModel", "inputs": {"model_name": TINY}},
+        "2": {"class_type": "LoadImage", "inputs": {"image": name}},
+        "3": {"class_type": "PixelCore_ImageToTokens", "inputs": {"model": ["1", 0], "image": ["2", 0],
+                                                                  "mask": ["2", 1]}},
+        "4": {"class_type": "PixelCore_PaletteDecode", "inputs": {"tokens": ["3", 0]}},
+        "5": {"class_type": "PixelCore_SaveTextureRGBA", "inputs": {"images": ["4", 0], "mask": ["4", 1],
+                                                                    "filename_prefix": "pixelcore/loaded"}},
+    }
+    if repaint_transparent:  # Load Image's MASK is 1 - alpha: as repaint mask it fills the transparent cells
+        graph.update({
+            "6": {"class_type": "PixelCore_EncodePrompt", "inputs": {"model": ["1", 0], "prompt": "a gem"}},
+            "7": {"class_type": "PixelCore_Inpaint", "inputs": {
+                "model": ["1", 0], "conditioning": ["6", 0], "tokens": ["3", 0], "mask": ["2", 1], "seed": 1,
+                "steps": 4, "cfg": 3.0, "temperature": 1.0}},
+            "8": {"class_type": "PixelCore_PaletteDecode", "inputs": {"tokens": ["7", 0]}},
+            "9": {"class_type": "PixelCore_SaveTextureRGBA", "inputs": {
+                "images": ["8", 0], "mask": ["8", 1], "filename_prefix": "pixelcore/filled"}},
+        })
+    return graph
+
+
+def test_load_image_to_tokens_round_trips_and_refuses_other_sizes(comfy, palette):
+    tokens = torch.randint(0, len(palette), (16, 16), generator=torch.Generator().manual_seed(0))
+    tokens[:, :3] = 0  # a transparent band
+    rgba = palette.dequantize(tokens).numpy()
+    inputs = comfy.workdir / "input"
+    Image.fromarray(rgba, "RGBA").save(inputs / "edit_test_16.png")
+    Image.fromarray(rgba.repeat(4, 0).repeat(4, 1), "RGBA").save(inputs / "edit_test_64.png")
+    Image.fromarray(np.zeros((20, 20, 4), np.uint8), "RGBA").save(inputs / "edit_test_20.png")
+    for name in ("edit_test_16.png", "edit_test_64.png"):
+        entry = run_ok(comfy, load_image_graph(name, repaint_transparent=True))
+        (loaded,), (filled,) = pixels(comfy, entry, "5"), pixels(comfy, entry, "9")
+        assert np.array_equal(loaded, rgba), name
+        opaque = rgba[..., 3] == 255
+        assert np.array_equal(filled[opaque], rgba[opaque]), name
+    entry = comfy.run(load_image_graph("edit_test_20.png"))
+    error = execution_error(entry)
+    assert error is not None and error["node_id"] == "3"
+    assert "20x20" in error["exception_message"] and "nearest-neighbour" in error["exception_message"]

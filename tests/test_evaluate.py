@@ -1,0 +1,140 @@
+import json
+
+import numpy as np
+import pytest
+
+from pixelcore.evaluate import (PromptSpec, copy_rate, diversity, evaluate, isolated_share, kind_matches,
+                                load_prompts, score_samples, unique_colors)
+
+from conftest import make_texture
+
+
+def _flat(rgb, alpha=255):
+    out = np.zeros((16, 16, 4), np.uint8)
+    out[..., :3] = rgb
+    out[..., 3] = alpha
+    return out
+
+
+RED_BLOCK = _flat((220, 20, 20))
+
+
+def test_pure_red_block_scores_full_adherence():
+    specs = [PromptSpec("red wool", color="red", kind="block")]
+    metrics = score_samples(specs, RED_BLOCK[None, None])
+    assert metrics["color_adherence"] == 1.0 and metrics["kind_adherence"] == 1.0
+    assert metrics["unique_colors"] == 1.0 and metrics["isolated_pixels"] == 0.0
+    wrong = score_samples([PromptSpec("a blue item", color="blue", kind="item")], RED_BLOCK[None, None])
+    assert wrong["color_adherence"] == 0.0 and wrong["kind_adherence"] == 0.0
+    assert np.isnan(score_samples([PromptSpec("a thing")], RED_BLOCK[None, None])["color_adherence"])
+
+
+def test_kind_of_items_and_blocks():
+    sword = make_texture((30, 30, 200), "item")
+    assert kind_matches(sword, "item") and not kind_matches(sword, "block")
+    assert kind_matches(RED_BLOCK, "block") and not kind_matches(RED_BLOCK, "item")
+    almost_block = RED_BLOCK.copy()
+    almost_block[0, 0, 3] = 0  # one hole: neither a clean block nor an item cut-out
+    assert not kind_matches(almost_block, "block") and not kind_matches(almost_block, "item")
+    with pytest.raises(ValueError, match="item"):
+        kind_matches(RED_BLOCK, "liquid")
+
+
+def test_isolated_share_of_checkerboard_and_flat_tile():
+    ys, xs = np.mgrid[:16, :16]
+    checker = np.where(((ys + xs) % 2 == 0)[..., None], _flat((250, 250, 250)), _flat((20, 20, 20)))
+    assert isolated_share(checker) == 1.0
+    assert isolated_share(RED_BLOCK) == 0.0
+    one_speck = RED_BLOCK.copy()
+    one_speck[5, 5, :3] = (20, 200, 20)
+    assert isolated_share(one_speck) == pytest.approx(1 / 256)
+    # Transparent pixels are not counted, and a pixel next to transparency is not isolated by it alone.
+    sword = make_texture((30, 30, 200), "item")
+    assert 0.0 <= isolated_share(sword) < 0.2
+    assert isolated_share(_flat((0, 0, 0), alpha=0)) == 0.0
+
+
+def test_unique_colors_counts_opaque_colours_only():
+    tile = RED_BLOCK.copy()
+    tile[0, :4] = (1, 2, 3, 255)
+    tile[1, :4] = (9, 9, 9, 0)  # transparent: not a colour
+    assert unique_colors(tile) == 2
+    assert unique_colors(_flat((0, 0, 0), alpha=0)) == 0
+
+
+def test_diversity():
+    a, b = RED_BLOCK, _flat((20, 200, 20))
+    assert diversity([a, a.copy(), a.copy()]) == 0.0
+    assert diversity([a, b]) == 1.0
+    half = a.copy()
+    half[:8] = b[:8]
+    assert diversity([a, half]) == pytest.approx(0.5)
+    assert diversity([a]) == 0.0
+
+
+def test_copy_rate_counts_exact_copies_and_ignores_hidden_rgb():
+    training = np.stack([RED_BLOCK, make_texture((30, 30, 200), "item")])
+    copy = training[1].copy()
+    hidden = copy[..., 3] == 0
+    copy[hidden, :3] = (123, 45, 67)  # different RGB under full transparency is still the same texture
+    copy[hidden, 3] = 10
+    changed = training[0].copy()
+    changed[3, 3, :3] = (0, 0, 0)
+    assert copy_rate(np.stack([copy, changed]), training) == 0.5
+    assert copy_rate(np.stack([changed]), training) == 0.0
+    assert copy_rate(np.zeros((0, 16, 16, 4), np.uint8), training) == 0.0
+    assert score_samples([PromptSpec("x")], np.stack([copy, changed])[None], training)["copy_rate"] == 0.5
+
+
+def test_load_prompts(tmp_path):
+    path = tmp_path / "prompts.jsonl"
+    path.write_text('{"prompt": "a red sword", "color": "red", "kind": "item"}\n\n{"prompt": "stone"}\n',
+                    encoding="utf-8")
+    specs = load_prompts(path)
+    assert specs == [PromptSpec("a red sword", "red", "item"), PromptSpec("stone")]
+
+
+@pytest.mark.parametrize("lines, line_number", [
+    (['{"prompt": "ok"}', "{not json"], 2),
+    (['{"prompt": "ok"}', "", '{"text": "no prompt key"}'], 3),
+    (['["a", "list"]'], 1),
+    (['"just a string"'], 1),
+])
+def test_load_prompts_names_the_bad_line(tmp_path, lines, line_number):
+    path = tmp_path / "bad.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=rf"bad.jsonl:{line_number}:"):
+        load_prompts(path)
+
+
+@pytest.mark.parametrize("row", [{"prompt": None}, {"prompt": ""}, {"prompt": 3},
+                                 {"prompt": "ok", "kind": "liquid"}, {"prompt": "ok", "color": 7},
+                                 {"prompt": "ok", "color": "chartreuse"}])
+def test_load_prompts_refuses_bad_values_naming_the_line(tmp_path, row):
+    path = tmp_path / "values.jsonl"
+    path.write_text('{"prompt": "fine"}\n' + json.dumps(row) + "\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"values.jsonl:2:"):
+        load_prompts(path)
+
+
+def test_load_prompts_refuses_missing_and_empty_files(tmp_path):
+    with pytest.raises(ValueError, match="not found"):
+        load_prompts(tmp_path / "nothing.jsonl")
+    (tmp_path / "empty.jsonl").write_text("\n\n")
+    with pytest.raises(ValueError, match="no prompts"):
+        load_prompts(tmp_path / "empty.jsonl")
+
+
+def test_evaluate_calls_the_generator_per_prompt_and_writes_a_grid(tmp_path):
+    calls = []
+
+    def generate(prompt, n, seed):
+        calls.append((prompt, n, seed))
+        return np.stack([RED_BLOCK] * n)
+
+    specs = [PromptSpec("red wool", "red", "block"), PromptSpec("a blue sword", "blue", "item")]
+    metrics = evaluate(generate, specs, seeds=3, seed=10, grid_path=tmp_path / "grid.png")
+    assert calls == [("red wool", 3, 10), ("a blue sword", 3, 11)]
+    assert metrics["color_adherence"] == 0.5 and metrics["kind_adherence"] == 0.5
+    assert metrics["diversity"] == 0
+    assert (tmp_path / "grid.png").is_file()

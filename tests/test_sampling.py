@@ -1,0 +1,146 @@
+import pytest
+import torch
+
+from pixelcore.sampling import MAX_BATCH, MAX_CFG, MAX_STEPS, MAX_TEMPERATURE, encode_prompt, sample
+from pixelcore.schedule import SCHEDULES, mask_ratio, tokens_to_keep_masked, training_mask_ratio
+
+from conftest import sensitize
+
+STEPS = 4  # few rounds keep the suite fast; the loop is the same for any count
+
+
+def _sample(model, prompt="a red sword", seed=0, **kwargs):
+    kwargs.setdefault("steps", STEPS)
+    generator = torch.Generator().manual_seed(seed)
+    return sample(model, encode_prompt(model, prompt), generator=generator, **kwargs)
+
+
+def test_output_shape_and_range(tiny_model):
+    tokens = _sample(tiny_model, ["a red sword", "an apple"], batch_size=3)
+    assert tokens.shape == (6, 16, 16) and tokens.dtype == torch.long
+    assert 0 <= int(tokens.min()) and int(tokens.max()) < len(tiny_model.palette)  # no mask token left
+
+
+def test_same_seed_same_tokens_different_seed_different(tiny_model):
+    a = _sample(tiny_model, seed=7, batch_size=2)
+    b = _sample(tiny_model, seed=7, batch_size=2)
+    c = _sample(tiny_model, seed=8, batch_size=2)
+    assert torch.equal(a, b)
+    assert not torch.equal(a, c)
+    assert not torch.equal(a[0], a[1])  # a batch is not one sample repeated
+
+
+def test_kept_tokens_come_back_unchanged(tiny_model):
+    gen = torch.Generator().manual_seed(0)
+    init = torch.randint(0, len(tiny_model.palette), (1, 16, 16), generator=gen)
+    keep = torch.zeros(1, 16, 16, dtype=torch.bool)
+    keep[:, 4:12, 4:12] = True
+    keep[:, 0, :] = True
+    tokens = _sample(tiny_model, batch_size=3, init_tokens=init, keep_mask=keep)
+    assert torch.equal(tokens[:, keep[0]], init[:, keep[0]].expand(3, -1))
+    assert (tokens[:, ~keep[0]] < len(tiny_model.palette)).all()
+    # Keeping everything returns the init unchanged; keeping nothing is plain sampling.
+    all_kept = _sample(tiny_model, init_tokens=init, keep_mask=torch.ones_like(keep))
+    assert torch.equal(all_kept, init)
+    none_kept = _sample(tiny_model, init_tokens=init, keep_mask=torch.zeros_like(keep))
+    assert torch.equal(none_kept, _sample(tiny_model))
+
+
+def test_init_tokens_are_checked(tiny_model):
+    keep = torch.ones(1, 16, 16, dtype=torch.bool)
+    with pytest.raises(ValueError, match="init_tokens"):
+        _sample(tiny_model, keep_mask=keep)
+    with pytest.raises(ValueError, match="palette indices"):
+        _sample(tiny_model, init_tokens=torch.full((1, 16, 16), 99), keep_mask=keep)
+
+
+def test_allowed_tokens_restrict_the_output(tiny_model):
+    allowed = torch.tensor([3, 5])
+    tokens = _sample(tiny_model, batch_size=4, allowed_tokens=allowed, temperature=3.0)
+    assert set(tokens.unique().tolist()) <= {0, 3, 5}
+    # Without the lock a hot sampler uses more of the palette.
+    assert len(set(_sample(tiny_model, batch_size=4, temperature=3.0).unique().tolist())) > 3
+
+
+@pytest.mark.parametrize("kwargs, fragment", [
+    ({"steps": 0}, f"1..{MAX_STEPS}"), ({"steps": MAX_STEPS + 1}, f"1..{MAX_STEPS}"),
+    ({"steps": 2.5}, "steps"),
+    ({"cfg_scale": -1.0}, f"0..{MAX_CFG:g}"), ({"cfg_scale": MAX_CFG + 1}, f"0..{MAX_CFG:g}"),
+    ({"cfg_scale": float("nan")}, "cfg_scale"),
+    ({"temperature": 0.0}, f"(0, {MAX_TEMPERATURE:g}]"), ({"temperature": 6.0}, f"(0, {MAX_TEMPERATURE:g}]"),
+    ({"batch_size": 0}, f"1..{MAX_BATCH}"), ({"batch_size": MAX_BATCH + 1}, f"1..{MAX_BATCH}"),
+    ({"schedule": "exponential"}, "cosine"),
+])
+def test_out_of_range_settings_are_refused_with_the_range(tiny_model, kwargs, fragment):
+    cond = encode_prompt(tiny_model, "a red sword")
+    with pytest.raises(ValueError) as info:
+        sample(tiny_model, cond, **kwargs)
+    assert fragment in str(info.value)
+
+
+@pytest.mark.parametrize("prompt", ["", "   \n", "\x00", [], ["a red sword", ""], 42, None, ["ok", 3]])
+def test_bad_prompts_are_refused(tiny_model, prompt):
+    with pytest.raises(ValueError, match="prompt"):
+        encode_prompt(tiny_model, prompt)
+
+
+def test_negative_prompts(tiny_model):
+    cond = encode_prompt(tiny_model, ["a red sword", "an apple"], negative="blurry")
+    assert cond.negative == ["blurry", "blurry"] and cond.negative_features.shape[0] == 2
+    assert encode_prompt(tiny_model, "a red sword", negative="  ").negative_features is None
+    with pytest.raises(ValueError, match="2 negative prompts for 3 prompts"):
+        encode_prompt(tiny_model, ["a", "b", "c"], negative=["x", "y"])
+    # A negative prompt changes the guided result.
+    sensitize(tiny_model)
+    plain = _sample(tiny_model, seed=1, cfg_scale=8.0)
+    cond = encode_prompt(tiny_model, "a red sword", negative="green leaves block")
+    steered = sample(tiny_model, cond, steps=STEPS, cfg_scale=8.0, generator=torch.Generator().manual_seed(1))
+    assert not torch.equal(steered, plain)
+
+
+def test_callback_is_called_once_per_step_and_can_cancel(tiny_model):
+    calls = []
+    _sample(tiny_model, steps=5, callback=lambda i, n: calls.append((i, n)))
+    assert calls == [(i, 5) for i in range(1, 6)]
+
+    class Cancelled(Exception):
+        pass
+
+    def cancel(i, n):
+        if i == 2:
+            raise Cancelled
+
+    with pytest.raises(Cancelled):
+        _sample(tiny_model, steps=5, callback=cancel)
+
+
+def test_sampling_draws_no_global_randomness(tiny_model):
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    _sample(tiny_model)
+    assert torch.equal(torch.rand(3), expected)  # all randomness comes from the given generator
+
+
+@pytest.mark.parametrize("schedule", SCHEDULES)
+def test_schedule_reveals_monotonically_and_finishes(schedule):
+    assert float(mask_ratio(0.0, schedule)) == pytest.approx(1.0)
+    assert float(mask_ratio(1.0, schedule)) == pytest.approx(0.0, abs=1e-6)
+    ratios = mask_ratio(torch.linspace(0, 1, 11), schedule)
+    assert (ratios[1:] <= ratios[:-1]).all()
+    for steps in (1, 2, 5, 12, 64):
+        initial = torch.tensor([256, 40, 2, 0])
+        unknown = initial.clone()
+        for step in range(steps):
+            keep = tokens_to_keep_masked(step, steps, initial, unknown, schedule)
+            assert (keep <= unknown).all()
+            assert (keep < unknown)[unknown > 0].all()  # every step reveals at least one token
+            unknown = keep
+        assert unknown.tolist() == [0, 0, 0, 0]  # the last step reveals everything
+    ratios = training_mask_ratio(1000, schedule, torch.Generator().manual_seed(0))
+    assert ratios.shape == (1000,) and (ratios >= 0).all() and (ratios <= 1).all()
+
+
+def test_unknown_schedule_is_refused():
+    with pytest.raises(ValueError, match="cosine"):
+        mask_ratio(0.5, "exponential")

@@ -1,0 +1,122 @@
+import json
+import logging
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from pixelcore.checkpoint import load_model, read_metadata
+from pixelcore.train import TrainConfig, train
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def _single_process(monkeypatch):
+    for name in ("WORLD_SIZE", "RANK", "LOCAL_RANK"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def _config(texture_dir, out, **overrides) -> TrainConfig:
+    values = dict(data=str(texture_dir), out=str(out), preset="tiny", steps=6, batch_size=4, sample_every=3,
+                  save_every=3, device="cpu", warmup=2, lr=3e-3)
+    return TrainConfig(**{**values, **overrides})
+
+
+def _optimizer_steps(resume_file: Path) -> set[int]:
+    state = torch.load(resume_file, map_location="cpu", weights_only=True)
+    return {int(s["step"]) for s in state["optimizer"]["state"].values()}
+
+
+def test_train_writes_a_run_and_resumes(tmp_path, texture_dir, caplog):
+    out = tmp_path / "run"
+    path = train(_config(texture_dir, out))
+    assert path == out / "model.safetensors"
+    assert {p.name for p in out.iterdir()} >= {"model.safetensors", "resume.pt", "progress.json",
+                                               "train_config.json", "samples"}
+    assert sorted(p.name for p in (out / "samples").iterdir()) == ["step_000003.png", "step_000006.png"]
+    with Image.open(out / "samples" / "step_000006.png") as grid:
+        assert grid.mode == "RGBA" and grid.width > 16 * 8
+    assert json.loads((out / "progress.json").read_text())["step"] == 6
+    assert json.loads(read_metadata(path)["training"])["step"] == 6
+    assert _optimizer_steps(out / "resume.pt") == {6}
+    model = load_model(path)
+    assert model.config.n_embd == 16  # the tiny preset
+    resume_state = torch.load(out / "resume.pt", map_location="cpu", weights_only=True)
+    assert "palette" in resume_state and "optimizer" in resume_state
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+
+    # Two resumed copies of the run continue from step 6 and agree with each other.
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    with caplog.at_level(logging.INFO, logger="pixelcore.train"):
+        train(_config(texture_dir, out, steps=8, resume=True))
+    assert "at step 6" in caplog.text
+    assert json.loads((out / "progress.json").read_text())["step"] == 8
+    assert _optimizer_steps(out / "resume.pt") == {8}  # optimizer state carried over, not restarted
+    assert (out / "samples" / "step_000008.png").is_file()
+    assert not (out / "samples" / "step_000007.png").exists()
+    resumed = load_model(out / "model.safetensors")
+    assert torch.equal(resumed.palette.colors, model.palette.colors)
+    moved = [k for k, v in resumed.state_dict().items() if not torch.equal(v, before[k])]
+    assert moved  # the two extra steps trained the loaded weights
+    train(_config(texture_dir, copy, steps=8, resume=True))
+    again = load_model(copy / "model.safetensors")
+    for key, value in resumed.state_dict().items():
+        torch.testing.assert_close(again.state_dict()[key], value)
+
+
+def test_resume_without_a_resume_file_starts_fresh(tmp_path, texture_dir):
+    out = tmp_path / "fresh"
+    train(_config(texture_dir, out, steps=2, sample_every=0, hue_shifts=(), resume=True))
+    assert json.loads((out / "progress.json").read_text())["step"] == 2
+    assert not (out / "samples").exists()
+
+
+def test_progress_records_the_loss_of_the_saved_step(tmp_path, texture_dir):
+    out = tmp_path / "progress"
+    train(_config(texture_dir, out, steps=2, save_every=2, sample_every=0, hue_shifts=()))
+    loss = json.loads((out / "progress.json").read_text())["loss"]
+    assert np.isfinite(loss["loss"]) and loss["loss"] > 0
+
+
+def test_train_refuses_an_unknown_preset_and_a_missing_folder(tmp_path, texture_dir):
+    with pytest.raises(ValueError, match="preset"):
+        train(_config(texture_dir, tmp_path / "x", preset="huge", hue_shifts=()))
+    with pytest.raises(ValueError, match="does not exist"):
+        train(_config(tmp_path / "no_such_folder", tmp_path / "y"))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_two_process_ddp_gloo_run_on_cpu(tmp_path, texture_dir):
+    """torchrun with 2 CPU processes (gloo): the run finishes and rank 0 writes a loadable model."""
+    out = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    for name in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        env.pop(name, None)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
+           f"--master_port={_free_port()}", "-m", "pixelcore", "train", "--data", str(texture_dir),
+           "--out", str(out), "--preset", "tiny", "--steps", "4", "--batch-size", "4", "--save-every", "2",
+           "--sample-every", "0", "--hue-shifts", "", "--device", "cpu"]
+    result = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=150)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "world size 2" in result.stderr
+    assert json.loads((out / "progress.json").read_text())["step"] == 4
+    model = load_model(out / "model.safetensors")
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    assert _optimizer_steps(out / "resume.pt") == {4}
+    tokens = model.palette.quantize(np.zeros((16, 16, 4), np.uint8))
+    assert tokens.shape == (16, 16)
