@@ -57,6 +57,13 @@ def save_model(model: PixelModel, path: str | Path, dtype: torch.dtype = torch.f
                 "config": json.dumps(model.config.to_dict())}
     for key, value in (extra_metadata or {}).items():
         metadata[key] = value if isinstance(value, str) else json.dumps(value)
+    return write_safetensors(tensors, path, metadata)
+
+
+def write_safetensors(tensors: dict[str, torch.Tensor], path: str | Path, metadata: dict[str, str]) -> Path:
+    """Writes a .safetensors file atomically: a temp file beside it, renamed into place; no partial file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:

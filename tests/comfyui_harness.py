@@ -25,6 +25,9 @@ ROOT = Path(__file__).resolve().parent.parent
 COMFY_DIR = Path(os.environ.get("PIXELCORE_COMFYUI_DIR", ROOT / ".comfy" / "ComfyUI"))
 PACK_LINK_NAME = "PixelCore"
 READY_NODE = "PixelCore_LoadPixelModel"
+# Model files the session server's model folder holds (see conftest.server).
+TINY = "pixelcore_tiny_test.safetensors"
+CORRUPT = "corrupt_test.safetensors"
 
 
 def comfyui_installed() -> bool:

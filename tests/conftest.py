@@ -10,6 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
+from comfyui_harness import CORRUPT, TINY, ComfyServer, comfyui_installed
 from pixelcore.checkpoint import save_model
 from pixelcore.model import PixelConfig, PixelModel
 from pixelcore.palette import Palette
@@ -97,3 +98,25 @@ def texture_dir(tmp_path_factory) -> Path:
         rows.append(json.dumps({"file_name": name, "text": text}))
     (root / "metadata.jsonl").write_text("\n".join(rows) + "\n")
     return root
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory):
+    """One real ComfyUI server for every integration test file, with a tiny model and a corrupt file."""
+    if not comfyui_installed():
+        pytest.fail("PIXELCORE_REQUIRE_COMFYUI is set but ComfyUI is missing: run scripts/install_comfyui.sh")
+    workdir = tmp_path_factory.mktemp("comfyui")
+    models = workdir / "models_pixelcore"
+    models.mkdir()
+    torch.manual_seed(0)
+    palette = Palette.from_colors(np.array([[200, 30, 30], [30, 30, 200], [30, 200, 30], [240, 240, 60]],
+                                           np.uint8))
+    save_model(PixelModel(PixelConfig.tiny(), palette), models / TINY)
+    (models / CORRUPT).write_bytes(b"this is not a safetensors file")
+    (models / "readme.txt").write_text("not a model")
+    comfy = ComfyServer(workdir, models)
+    comfy.start()
+    try:
+        yield comfy
+    finally:
+        comfy.stop()

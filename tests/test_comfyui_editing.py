@@ -1,7 +1,6 @@
 """The editing workflows and nodes inside a real ComfyUI server (headless, CPU), driven over its HTTP API.
 
-Uses the session's ``server`` fixture when a conftest.py provides one; otherwise starts one server for this
-module (same model file name as test_comfyui_integration.py), stopped at the end also when a test fails.
+Shares the session's ``server`` fixture (tests/conftest.py) with test_comfyui_integration.py.
 """
 
 import json
@@ -12,11 +11,9 @@ import pytest
 import torch
 from PIL import Image
 
-from comfyui_harness import ROOT, ComfyServer, comfyui_installed, execution_error
-from pixelcore.checkpoint import load_model, save_model
+from comfyui_harness import ROOT, TINY, comfyui_installed, execution_error
+from pixelcore.checkpoint import load_model
 from pixelcore.editing import seam_score
-from pixelcore.model import PixelConfig, PixelModel
-from pixelcore.palette import Palette
 
 pytestmark = [
     pytest.mark.comfyui,
@@ -24,7 +21,6 @@ pytestmark = [
                        reason="ComfyUI not installed: run scripts/install_comfyui.sh"),
 ]
 
-TINY = "pixelcore_tiny_test.safetensors"
 EDIT_NODES = ["PixelCore_ImageToTokens", "PixelCore_RegionMask", "PixelCore_Inpaint", "PixelCore_Variations",
               "PixelCore_PaletteLock", "PixelCore_MaskGITSampleAdvanced", "PixelCore_Recolor",
               "PixelCore_TilePreview"]
@@ -33,26 +29,8 @@ SOURCE_SAVE, EDIT, EDIT_SAVE, EDIT_PREVIEW = "5", "10", "12", "15"
 
 
 @pytest.fixture(scope="module")
-def comfy(request, tmp_path_factory):
-    try:
-        yield request.getfixturevalue("server")  # a shared session server, where a conftest.py has one
-        return
-    except pytest.FixtureLookupError:
-        pass
-    if not comfyui_installed():
-        pytest.fail("PIXELCORE_REQUIRE_COMFYUI is set but ComfyUI is missing: run scripts/install_comfyui.sh")
-    workdir = tmp_path_factory.mktemp("comfyui_editing")
-    models = workdir / "models_pixelcore"
-    models.mkdir()
-    torch.manual_seed(0)
-    palette = Palette.from_colors(np.array([[200, 30, 30], [30, 30, 200], [30, 200, 30], [240, 240, 60]],
-                                           np.uint8))
-    save_model(PixelModel(PixelConfig.tiny(), palette), models / TINY)
-    server = ComfyServer(workdir, models).start()
-    try:
-        yield server
-    finally:
-        server.stop()
+def comfy(server):
+    return server
 
 
 @pytest.fixture(scope="module")

@@ -1,8 +1,8 @@
 """The pack inside a real ComfyUI 0.3.75 server (headless, CPU), driven over its HTTP API.
 
 Needs ComfyUI in .comfy/ComfyUI: ``bash scripts/install_comfyui.sh``. Skipped otherwise, unless
-PIXELCORE_REQUIRE_COMFYUI=1 (set it in CI) makes a missing install an error. One server serves the whole
-session; it is killed at the end, also when a test fails.
+PIXELCORE_REQUIRE_COMFYUI=1 (set it in CI) makes a missing install an error. One server (the ``server``
+fixture of conftest.py) serves the whole session; it is killed at the end, also when a test fails.
 """
 
 import copy
@@ -11,12 +11,9 @@ import os
 
 import numpy as np
 import pytest
-import torch
 
-from comfyui_harness import ROOT, ComfyServer, comfyui_installed, execution_error
-from pixelcore.checkpoint import default_model_path, save_model
-from pixelcore.model import PixelConfig, PixelModel
-from pixelcore.palette import Palette
+from comfyui_harness import CORRUPT, ROOT, TINY, comfyui_installed, execution_error
+from pixelcore.checkpoint import default_model_path
 
 pytestmark = [
     pytest.mark.comfyui,
@@ -27,32 +24,9 @@ pytestmark = [
 NODE_IDS = ["PixelCore_LoadPixelModel", "PixelCore_EncodePrompt", "PixelCore_MaskGITSample",
             "PixelCore_PaletteDecode", "PixelCore_Upscale", "PixelCore_SaveTextureRGBA"]
 WORKFLOWS = sorted(p.stem for p in (ROOT / "workflows").glob("*.json"))
-TINY = "pixelcore_tiny_test.safetensors"
-CORRUPT = "corrupt_test.safetensors"
 BUILTIN = "pixelcore_default.safetensors (built-in)"
 # Node ids inside the workflow graphs (the same in every workflow and its API twin).
 LOAD, ENCODE, SAMPLE, SAVE, UPSCALE, PREVIEW = "1", "2", "3", "5", "6", "8"
-
-
-@pytest.fixture(scope="session")
-def server(tmp_path_factory):
-    if not comfyui_installed():
-        pytest.fail("PIXELCORE_REQUIRE_COMFYUI is set but ComfyUI is missing: run scripts/install_comfyui.sh")
-    workdir = tmp_path_factory.mktemp("comfyui")
-    models = workdir / "models_pixelcore"
-    models.mkdir()
-    torch.manual_seed(0)
-    palette = Palette.from_colors(np.array([[200, 30, 30], [30, 30, 200], [30, 200, 30], [240, 240, 60]],
-                                           np.uint8))
-    save_model(PixelModel(PixelConfig.tiny(), palette), models / TINY)
-    (models / CORRUPT).write_bytes(b"this is not a safetensors file")
-    (models / "readme.txt").write_text("not a model")
-    comfy = ComfyServer(workdir, models)
-    comfy.start()
-    try:
-        yield comfy
-    finally:
-        comfy.stop()
 
 
 def workflow(name, model=TINY, **changes):

@@ -20,10 +20,10 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from safetensors import safe_open
-from safetensors.torch import save_file
 from torch import nn
 
 from ..captions import random_caption
+from ..checkpoint import write_safetensors
 from ..losses import maskgit_loss, palette_features, token_weights
 from ..model import PixelConfig
 from ..palette import Palette
@@ -236,22 +236,10 @@ def sample_ar(
 
 
 def save_ar(model: ARModel, path: str | Path, info: dict | None = None) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     tensors["palette"] = model.palette.colors.contiguous()
-    tmp = path.with_suffix(".tmp")
-    save_file(
-        tensors,
-        str(tmp),
-        metadata={
-            "format": FORMAT,
-            "config": json.dumps(model.config.to_dict()),
-            "training": json.dumps(info or {}),
-        },
-    )
-    tmp.replace(path)
-    return path
+    metadata = {"format": FORMAT, "config": json.dumps(model.config.to_dict()), "training": json.dumps(info or {})}
+    return write_safetensors(tensors, path, metadata)
 
 
 def load_ar(path: str | Path, device: str | torch.device = "cpu") -> ARModel:

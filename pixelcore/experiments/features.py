@@ -28,9 +28,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from safetensors import safe_open
-from safetensors.torch import save_file
 from torch import nn
 
+from ..checkpoint import write_safetensors
 from ..data import TextureRecord
 
 log = logging.getLogger(__name__)
@@ -154,13 +154,10 @@ def train_feature_net(
     net.eval().cpu()
     raw = extract_features(net, np.stack([r.pixels for r in records]))
     net.feature_mean, net.feature_scale = raw.mean(0), float(np.sqrt(raw.var(0).mean()))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    save_file(
+    write_safetensors(
         {k: v.contiguous() for k, v in net.state_dict().items()},
-        str(tmp),
-        metadata={
+        path,
+        {
             "format": FORMAT,
             "classes": json.dumps(classes),
             "seed": str(seed),
@@ -169,7 +166,6 @@ def train_feature_net(
             "feature_mean": json.dumps(net.feature_mean.tolist()),
         },
     )
-    tmp.replace(path)
     return net
 
 

@@ -19,10 +19,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from safetensors import safe_open
-from safetensors.torch import save_file
 from torch import nn
 
 from ..captions import random_caption
+from ..checkpoint import write_safetensors
 from ..model import PixelConfig
 from ..text import build_text_encoder, check_prompts
 from ..train import TrainConfig, prepare_data
@@ -75,21 +75,9 @@ class RetrievalModel(nn.Module):
 
 
 def save_retrieval(model: RetrievalModel, path: str | Path, info: dict | None = None) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    tmp = path.with_suffix(".tmp")
-    save_file(
-        tensors,
-        str(tmp),
-        metadata={
-            "format": FORMAT,
-            "config": json.dumps(model.config.to_dict()),
-            "training": json.dumps(info or {}),
-        },
-    )
-    tmp.replace(path)
-    return path
+    metadata = {"format": FORMAT, "config": json.dumps(model.config.to_dict()), "training": json.dumps(info or {})}
+    return write_safetensors(tensors, path, metadata)
 
 
 def load_retrieval(path: str | Path, device: str | torch.device = "cpu") -> RetrievalModel:
