@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 from pathlib import Path
 
 import torch
@@ -18,6 +16,7 @@ import safetensors
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from .files import atomic_write
 from .model import PixelConfig, PixelModel
 from .palette import Palette
 
@@ -62,17 +61,7 @@ def save_model(model: PixelModel, path: str | Path, dtype: torch.dtype = torch.f
 
 def write_safetensors(tensors: dict[str, torch.Tensor], path: str | Path, metadata: dict[str, str]) -> Path:
     """Writes a .safetensors file atomically: a temp file beside it, renamed into place; no partial file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata=metadata)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
 
 
 def read_metadata(path: str | Path) -> dict[str, str]:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, PngImagePlugin
+
+from .files import atomic_write
 
 MAX_SCALE = 64
 
@@ -24,19 +24,11 @@ def save_png(rgba: np.ndarray, path: str | Path, text: dict[str, str] | None = N
     path = Path(path)
     if path.suffix.lower() != ".png":
         raise ValueError(f"{path}: output must be a .png file")
-    path.parent.mkdir(parents=True, exist_ok=True)
     info = PngImagePlugin.PngInfo()
     for key, value in (text or {}).items():
         info.add_itxt(key, value)
-    fd, tmp = tempfile.mkstemp(prefix=path.stem, suffix=".png.tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        Image.fromarray(np.ascontiguousarray(rgba), "RGBA").save(tmp, format="PNG", pnginfo=info)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    image = Image.fromarray(np.ascontiguousarray(rgba), "RGBA")
+    return atomic_write(path, lambda tmp: image.save(tmp, format="PNG", pnginfo=info))
 
 
 def checkerboard(height: int, width: int, cell: int = 4) -> np.ndarray:

@@ -1,6 +1,7 @@
 import json
 import os
 
+import numpy as np
 import pytest
 import torch
 from safetensors import safe_open
@@ -146,3 +147,21 @@ def test_failed_save_leaves_no_partial_file(tmp_path, tiny_model, monkeypatch, s
         save_model(tiny_model, target)
     assert os.listdir(tmp_path) == ["existing.safetensors"]
     assert target.read_bytes() == saved_tiny_model.read_bytes()
+
+
+def test_saved_files_get_ordinary_permissions(tmp_path, tiny_model):
+    """Atomic writes go through a private temp file; the result must still be readable like any file."""
+    import os
+    import stat
+
+    from pixelcore.images import save_png
+
+    umask = os.umask(0o022)
+    try:
+        model_path = save_model(tiny_model, tmp_path / "m.safetensors")
+        png_path = save_png(np.zeros((16, 16, 4), np.uint8), tmp_path / "t.png")
+    finally:
+        os.umask(umask)
+    for path in (model_path, png_path):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o644
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.safetensors", "t.png"]

@@ -319,5 +319,5 @@ def train_ar(config: TrainConfig) -> Path:
         step += 1
         if step % 100 == 0:
             log.info("AR step %d: loss %.3f", step, float(loss))
-    info = {"step": step, "train_seconds": round(time.time() - start, 1), "loss": float(loss)}
+    info = {"step": step, "train_seconds": round(time.time() - start, 1), "loss": float(loss.detach())}
     return save_ar(model, Path(config.out) / "model.safetensors", info)

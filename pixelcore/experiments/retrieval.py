@@ -130,5 +130,5 @@ def train_retrieval(config: TrainConfig) -> Path:
         step += 1
         if step % 100 == 0:
             log.info("retrieval step %d: loss %.3f", step, float(loss))
-    info = {"step": step, "train_seconds": round(time.time() - start, 1), "loss": float(loss)}
+    info = {"step": step, "train_seconds": round(time.time() - start, 1), "loss": float(loss.detach())}
     return save_retrieval(model, Path(config.out) / "model.safetensors", info)
