@@ -137,26 +137,9 @@ def _findings(metrics: dict[str, dict], refs: dict, speed: dict) -> list[str]:
             if name not in metrics:
                 continue
             m = metrics[name]
-            worse = [
-                t.rstrip(" ↑↓")
-                for k, t, b in COLUMNS
-                if b
-                and k in m
-                and k in base
-                and not math.isnan(m[k])
-                and not math.isnan(base[k])
-                and ((b == "high" and m[k] < base[k]) or (b == "low" and m[k] > base[k]))
-            ]
-            better = [
-                t.rstrip(" ↑↓")
-                for k, t, b in COLUMNS
-                if b
-                and k in m
-                and k in base
-                and not math.isnan(m[k])
-                and not math.isnan(base[k])
-                and ((b == "high" and m[k] > base[k]) or (b == "low" and m[k] < base[k]))
-            ]
+            changes = [(t.rstrip(" ↑↓"), _improvement(m, base, k, b)) for k, t, b in COLUMNS if b]
+            worse = [title for title, sign in changes if sign < 0]
+            better = [title for title, sign in changes if sign > 0]
             verdict = (
                 "the design choice helps on most metrics"
                 if len(worse) > len(better)
@@ -167,6 +150,15 @@ def _findings(metrics: dict[str, dict], refs: dict, speed: dict) -> list[str]:
                 f"{', '.join(better) or 'nothing'} — {verdict}."
             )
     return lines
+
+
+def _improvement(metrics: dict, base: dict, key: str, better: str) -> int:
+    """+1 if ``metrics[key]`` beats the default's value (higher or lower per ``better``), -1 if worse, else 0."""
+    if key not in metrics or key not in base or math.isnan(metrics[key]) or math.isnan(base[key]):
+        return 0
+    diff = metrics[key] - base[key]
+    sign = (diff > 0) - (diff < 0)
+    return sign if better == "high" else -sign
 
 
 def render(runs: str | Path, out: str | Path) -> Path:
