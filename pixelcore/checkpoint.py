@@ -59,6 +59,19 @@ def save_model(model: PixelModel, path: str | Path, dtype: torch.dtype = torch.f
     return write_safetensors(tensors, path, metadata)
 
 
+def read_safetensors(path: str | Path, fmt: str, what: str) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
+    """Reads (metadata, tensors) of a .safetensors file whose ``format`` metadata must be ``fmt``.
+
+    Raises:
+        ValueError: naming the file and ``what`` it should have been, when the format differs.
+    """
+    with safe_open(str(path), framework="pt") as f:
+        metadata = f.metadata() or {}
+        if metadata.get("format") != fmt:
+            raise ValueError(f"{path}: not {what} (format {metadata.get('format')!r})")
+        return metadata, {k: f.get_tensor(k) for k in f.keys()}
+
+
 def write_safetensors(tensors: dict[str, torch.Tensor], path: str | Path, metadata: dict[str, str]) -> Path:
     """Writes a .safetensors file atomically: a temp file beside it, renamed into place; no partial file."""
     return atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))

@@ -17,9 +17,9 @@ log = logging.getLogger("pixelcore")
 
 
 def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    from .train import pick_device
+
+    return pick_device(name)
 
 
 def cmd_generate(args: argparse.Namespace) -> int:

@@ -165,7 +165,8 @@ def _lr_at(step: int, config: TrainConfig, seconds: float = 0.0) -> float:
     return floor + (config.lr - floor) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
-def _pick_device(name: str, local_rank: int) -> torch.device:
+def pick_device(name: str, local_rank: int = 0) -> torch.device:
+    """``"auto"`` is this rank's GPU when there is one, else the CPU; any other name is taken as given."""
     if name == "auto":
         return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
     return torch.device(name)
@@ -205,7 +206,7 @@ def _dist_info() -> tuple[int, int, int]:
 def train(config: TrainConfig) -> Path:
     """Runs training; returns the path of the release checkpoint. Works alone or under torchrun."""
     world, rank, local_rank = _dist_info()
-    device = _pick_device(config.device, local_rank)
+    device = pick_device(config.device, local_rank)
     if world > 1:
         if device.type == "cuda":
             torch.cuda.set_device(device)

@@ -19,16 +19,15 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors import safe_open
 from torch import nn
 
 from ..captions import random_caption
-from ..checkpoint import write_safetensors
+from ..checkpoint import read_safetensors, write_safetensors
 from ..losses import maskgit_loss, palette_features, token_weights
 from ..model import PixelConfig
 from ..palette import Palette
 from ..text import build_text_encoder, check_prompts
-from ..train import TrainConfig, prepare_data
+from ..train import TrainConfig, pick_device, prepare_data
 
 log = logging.getLogger(__name__)
 
@@ -243,11 +242,7 @@ def save_ar(model: ARModel, path: str | Path, info: dict | None = None) -> Path:
 
 
 def load_ar(path: str | Path, device: str | torch.device = "cpu") -> ARModel:
-    with safe_open(str(path), framework="pt") as f:
-        metadata = f.metadata() or {}
-        if metadata.get("format") != FORMAT:
-            raise ValueError(f"{path}: not an AR baseline checkpoint (format {metadata.get('format')!r})")
-        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    metadata, tensors = read_safetensors(path, FORMAT, "an AR baseline checkpoint")
     model = ARModel(PixelConfig.from_dict(json.loads(metadata["config"])), Palette(tensors.pop("palette")))
     model.load_state_dict(tensors)
     return model.to(device).eval()
@@ -256,9 +251,7 @@ def load_ar(path: str | Path, device: str | torch.device = "cpu") -> ARModel:
 def train_ar(config: TrainConfig) -> Path:
     """Trains the AR baseline with the MaskGIT run's data, budget, optimiser and loss (every position is a
     prediction target); writes ``model.safetensors`` in ``config.out`` and returns its path."""
-    device = torch.device(
-        config.device if config.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
-    )
+    device = pick_device(config.device)
     data = prepare_data(config)
     torch.manual_seed(config.seed)
     model = ARModel(config.model_config(), data.palette).to(device)

@@ -27,10 +27,9 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors import safe_open
 from torch import nn
 
-from ..checkpoint import write_safetensors
+from ..checkpoint import read_safetensors, write_safetensors
 from ..data import TextureRecord
 
 log = logging.getLogger(__name__)
@@ -170,11 +169,7 @@ def train_feature_net(
 
 
 def load_feature_net(path: str | Path) -> TextureFeatureNet:
-    with safe_open(str(path), framework="pt") as f:
-        metadata = f.metadata() or {}
-        if metadata.get("format") != FORMAT:
-            raise ValueError(f"{path}: not a texture feature net (format {metadata.get('format')!r})")
-        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    metadata, tensors = read_safetensors(path, FORMAT, "a texture feature net")
     net = TextureFeatureNet(json.loads(metadata["classes"]))
     net.load_state_dict(tensors)
     net.feature_scale = float(metadata.get("feature_scale", 1.0))

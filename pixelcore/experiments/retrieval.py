@@ -18,14 +18,13 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors import safe_open
 from torch import nn
 
 from ..captions import random_caption
-from ..checkpoint import write_safetensors
+from ..checkpoint import read_safetensors, write_safetensors
 from ..model import PixelConfig
 from ..text import build_text_encoder, check_prompts
-from ..train import TrainConfig, prepare_data
+from ..train import TrainConfig, pick_device, prepare_data
 from .features import TextureEncoder, texture_input
 
 log = logging.getLogger(__name__)
@@ -81,13 +80,7 @@ def save_retrieval(model: RetrievalModel, path: str | Path, info: dict | None = 
 
 
 def load_retrieval(path: str | Path, device: str | torch.device = "cpu") -> RetrievalModel:
-    with safe_open(str(path), framework="pt") as f:
-        metadata = f.metadata() or {}
-        if metadata.get("format") != FORMAT:
-            raise ValueError(
-                f"{path}: not a retrieval baseline checkpoint (format {metadata.get('format')!r})"
-            )
-        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    metadata, tensors = read_safetensors(path, FORMAT, "a retrieval baseline checkpoint")
     model = RetrievalModel(PixelConfig.from_dict(json.loads(metadata["config"])), tensors["bank"])
     model.load_state_dict(tensors)
     return model.to(device).eval()
@@ -95,9 +88,7 @@ def load_retrieval(path: str | Path, device: str | torch.device = "cpu") -> Retr
 
 def train_retrieval(config: TrainConfig) -> Path:
     """Trains the two encoders contrastively on the training split; returns the checkpoint path."""
-    device = torch.device(
-        config.device if config.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
-    )
+    device = pick_device(config.device)
     data = prepare_data(config)
     bank = torch.from_numpy(np.stack([r.pixels for r in data.records]))
     torch.manual_seed(config.seed)
