@@ -15,7 +15,7 @@ from pixelcore.palette import Palette
 from pixelcore.sampling import DEFAULT_CFG, DEFAULT_TEMPERATURE, MAX_CFG, MAX_STEPS, MAX_TEMPERATURE
 
 from .image_nodes import image_mask_to_rgba
-from .model_nodes import COND, MAX_NODE_BATCH, MODEL, TOKENS, PixelTokens
+from .model_nodes import COND, MAX_NODE_BATCH, MODEL, TOKENS, PixelTokens, spread
 
 LOCK = "PIXEL_PALETTE_LOCK"
 GRID = 16
@@ -62,13 +62,6 @@ def _allowed(model, palette_lock):
         return None
     _same_palette(palette_lock.palette, model, "palette lock")
     return palette_lock.allowed
-
-
-def _spread(items, inputs, per_input):
-    """Per-output metadata from one item, or one per input repeated for each of its outputs."""
-    if len(items) == inputs:
-        return [item for item in items for _ in range(per_input)]
-    return list(items[:1]) * (inputs * per_input) if items else []
 
 
 def _run(model, steps, seed, fn):
@@ -166,8 +159,8 @@ class Inpaint:
             model, conditioning, tokens.tokens, repaint, seamless=seamless,
             allowed_tokens=_allowed(model, palette_lock), **_settings(steps, cfg, temperature, gen, cb)))
         n = len(out)
-        return (PixelTokens(out, model.palette, _spread(conditioning.prompts, n, 1),
-                            _spread(conditioning.negative, n, 1), seed, list(range(n))),)
+        return (PixelTokens(out, model.palette, spread(conditioning.prompts, n, 1),
+                            spread(conditioning.negative, n, 1), seed, list(range(n))),)
 
 
 class Variations:
@@ -197,9 +190,7 @@ class Variations:
             model, conditioning, tokens.tokens, strength, batch_size=batch_size, seamless=seamless,
             allowed_tokens=_allowed(model, palette_lock), **_settings(steps, cfg, temperature, gen, cb)))
         n = len(tokens.tokens)
-        return (PixelTokens(out, model.palette, _spread(conditioning.prompts, n, batch_size),
-                            _spread(conditioning.negative, n, batch_size), seed,
-                            list(range(batch_size)) * n),)
+        return (PixelTokens.from_batches(out, model.palette, conditioning, n, batch_size, seed),)
 
 
 class PaletteLock:
@@ -261,9 +252,7 @@ class MaskGITSampleAdvanced:
             model, conditioning, None, None, count, seamless=seamless,
             allowed_tokens=_allowed(model, palette_lock), **_settings(steps, cfg, temperature, gen, cb)))
         n = len(conditioning)
-        return (PixelTokens(out, model.palette, _spread(conditioning.prompts, n, batch_size),
-                            _spread(conditioning.negative, n, batch_size), seed,
-                            list(range(batch_size)) * n),)
+        return (PixelTokens.from_batches(out, model.palette, conditioning, n, batch_size, seed),)
 
 
 class Recolor:

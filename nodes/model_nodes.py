@@ -32,6 +32,20 @@ class PixelTokens:
     seed: int
     batch_index: list[int]  # position of each grid in its prompt's batch
 
+    @classmethod
+    def from_batches(cls, tokens, palette, conditioning, inputs: int, batch_size: int, seed: int) -> "PixelTokens":
+        """Grids sampled ``batch_size`` per input (input-major, as the core returns them), with their metadata:
+        one prompt per input, or a single prompt shared by every input."""
+        return cls(tokens, palette, spread(conditioning.prompts, inputs, batch_size),
+                   spread(conditioning.negative, inputs, batch_size), seed, list(range(batch_size)) * inputs)
+
+
+def spread(items, inputs, per_input):
+    """Per-output metadata from one item, or one per input repeated for each of its outputs."""
+    if len(items) == inputs:
+        return [item for item in items for _ in range(per_input)]
+    return list(items[:1]) * (inputs * per_input) if items else []
+
 
 class LoadPixelModel:
     DESCRIPTION = ("Loads a PixelCore model (.safetensors) from models/pixelcore. The built-in model that "
@@ -147,9 +161,5 @@ class MaskGITSample:
             model.to(mm.unet_offload_device())
             mm.soft_empty_cache()
 
-        def per_image(items):  # the core returns prompt-major batches
-            return [item for item in items for _ in range(batch_size)]
-
-        return (PixelTokens(tokens.to(mm.intermediate_device()), model.palette,
-                            per_image(conditioning.prompts), per_image(conditioning.negative), seed,
-                            list(range(batch_size)) * len(conditioning)),)
+        return (PixelTokens.from_batches(tokens.to(mm.intermediate_device()), model.palette, conditioning,
+                                         len(conditioning), batch_size, seed),)
