@@ -76,6 +76,7 @@ _ZH_WORDS = {
     # blocks and terrain
     "block": "方块", "planks": "木板", "plank": "木板", "brick": "砖", "bricks": "砖",
     "leaves": "树叶", "leaf": "树叶", "ore": "矿石", "sand": "沙", "dirt": "泥土", "grass": "草",
+    "stone with": "石头里的",  # "stone with iron ore" -> 石头里的铁矿石, the engine's ore-in-stone blocks
     "log": "原木", "tree": "原木", "trunk": "树干", "cobble": "圆石", "gravel": "沙砾",
     "soil": "土壤", "mud": "泥", "rock": "岩石", "tile": "瓷砖", "tiles": "瓷砖",
     "shingles": "瓦片", "roof": "屋顶", "wall": "墙", "floor": "地板", "pavement": "路面",
@@ -129,7 +130,7 @@ _MULTI_PREFIXES = ("3d_armor", "mobs_redo", "throwing_arrows", "unified_inventor
 _NOISE = frozenset({"left", "right", "lr", "on", "off", "edges", "anim", "animated", "active",
                     "inactive", "preview", "tool", "tools", "inv", "inventory", "item", "png",
                     "top", "bottom",
-                    "side", "sides", "front", "back", "3d", "icon", "overlay", "tb"})
+                    "side", "sides", "front", "back", "3d", "icon", "overlay", "tb", "opaque"})
 _ALIASES = {"pick": "pickaxe", "cobblestone": "cobble", "grey": "gray", "woods": "wood",
             "ingots": "ingot", "logs": "log", "swords": "sword", "bricks": "brick"}
 _SHADE_WORDS = frozenset({"dark", "light", "pale", "bright", "deep"})
@@ -162,6 +163,12 @@ def _segment(token: str) -> list[str]:
     return best[-1] or [token]
 
 
+def _singular(word: str) -> str:
+    if word.endswith("ies"):
+        return word[:-3] + "y"
+    return word[:-1] if word.endswith("s") and not word.endswith("ss") else word
+
+
 def split_name(stem: str, prefixes: tuple[str, ...] = ()) -> list[str]:
     """Turn a texture file stem into lower-case words.
 
@@ -187,6 +194,8 @@ def split_name(stem: str, prefixes: tuple[str, ...] = ()) -> list[str]:
         if token in _NOISE or re.fullmatch(r"\d+|[a-z]?\d+[a-z]?", token):
             continue
         words.extend(_ALIASES.get(piece, piece) for piece in _segment(token))
+    if len(words) >= 2 and _singular(words[0]) == _singular(words[1]):
+        words = words[1:]  # a mod named after its thing: "beds_bed" -> "bed", "nether_nether..." -> "nether..."
     if len(words) >= 2 and words[-1] in _MATERIALS and words[-2] in _REORDER_HEADS:
         words = [words[-1]] + words[:-1]  # "helmet steel" -> "steel helmet"
     return words or [t for t in tokens if not t.isdigit()][:1]

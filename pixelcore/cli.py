@@ -71,7 +71,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     from .checkpoint import default_model_path, load_model
     from .data import hue_shift_augment, load_textures
-    from .evaluate import evaluate, format_metrics, load_prompts, model_generator
+    from .evaluate import evaluate, format_metrics, format_per_prompt, load_prompts, model_generator
 
     specs = load_prompts(args.prompts)
     model = load_model(args.model or default_model_path(), device=_device(args.device))
@@ -81,10 +81,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
         training = np.stack([r.pixels for r in hue_shift_augment(records)])
     out = Path(args.out)
     generate = model_generator(model, steps=args.steps, cfg_scale=args.cfg, temperature=args.temperature)
+    rows: list[dict] = []
     metrics = evaluate(generate, specs, seeds=args.seeds, seed=args.seed, training=training,
-                       grid_path=out / "samples.png")
+                       grid_path=out / "samples.png", details=rows)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    print(format_metrics(metrics))  # the command's result, for the terminal
+    (out / "per_prompt.json").write_text(json.dumps(rows, indent=2, ensure_ascii=False))
+    print(format_per_prompt(rows))  # the command's result, for the terminal
+    print(format_metrics(metrics))
     log.info("grid and metrics written to %s", out)
     return 0
 
@@ -143,6 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--steps", type=int)
     t.add_argument("--batch-size", dest="batch_size", type=int)
     t.add_argument("--lr", type=float)
+    t.add_argument("--warmup", type=int, help="learning-rate warm-up steps")
     t.add_argument("--max-minutes", dest="max_minutes", type=float, help="stop and save after this long")
     t.add_argument("--seed", type=int)
     t.add_argument("--palette-size", dest="palette_size", type=int)
@@ -156,6 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--device")
     t.add_argument("--amp", choices=["auto", "bf16", "none"])
     t.add_argument("--resume", action="store_true", help="continue from OUT/resume.pt")
+    t.add_argument("--init-from", dest="init_from",
+                   help="fine-tune a release .safetensors ('default' = the shipped model) instead of a fresh one")
     t.add_argument("--no-weighting", action="store_true", help="plain cross entropy (ablation)")
     t.add_argument("--tv-weight", type=float, default=0.05, help="total-variation weight (0 = off)")
     t.add_argument("--max-weight", type=float, default=4.0, help="clip for the colour loss weights")

@@ -84,6 +84,11 @@ def kind_matches(rgba: np.ndarray, kind: str) -> bool:
     raise ValueError(f"unknown kind {kind!r}: use 'item' or 'block'")
 
 
+def read_kind(rgba: np.ndarray) -> str:
+    """"item", "block", or "neither" (a few transparent pixels: too many for a block, too few for an item)."""
+    return "item" if kind_matches(rgba, "item") else "block" if kind_matches(rgba, "block") else "neither"
+
+
 def unique_colors(rgba: np.ndarray) -> int:
     opaque = rgba[rgba[..., 3] >= ALPHA_THRESHOLD][:, :3]
     return len(np.unique(opaque, axis=0)) if len(opaque) else 0
@@ -163,14 +168,50 @@ def model_generator(model, steps: int = 10, cfg_scale: float = DEFAULT_CFG,
     return generate
 
 
+def per_prompt(specs: Sequence[PromptSpec], samples: np.ndarray) -> list[dict]:
+    """One row per prompt of samples (P, S, H, W, 4): what each seed was read as, and the hit shares.
+
+    This is where a failure shows: a mean adherence hides which prompt misses and how.
+    """
+    rows = []
+    for spec, group in zip(specs, samples):
+        found = [dominant_color(rgba) for rgba in group]
+        row = {"prompt": spec.prompt, "color": spec.color, "kind": spec.kind, "found_colors": found,
+               "found_kinds": [read_kind(rgba) for rgba in group]}
+        if spec.color:
+            row["color_adherence"] = float(np.mean([color_matches(f, spec.color) for f in found]))
+        if spec.kind:
+            row["kind_adherence"] = float(np.mean([kind_matches(g, spec.kind) for g in group]))
+        rows.append(row)
+    return rows
+
+
 def evaluate(generate: Generator, specs: Sequence[PromptSpec], seeds: int = 4, seed: int = 0,
-             training: np.ndarray | None = None, grid_path: str | Path | None = None) -> dict[str, float]:
-    """Samples ``seeds`` textures per prompt, scores them and optionally writes a grid (a row per prompt)."""
+             training: np.ndarray | None = None, grid_path: str | Path | None = None,
+             details: list | None = None) -> dict[str, float]:
+    """Samples ``seeds`` textures per prompt, scores them and optionally writes a grid (a row per prompt).
+
+    ``details``, when given, is extended with the :func:`per_prompt` rows.
+    """
     samples = np.stack([generate(spec.prompt, seeds, seed + i) for i, spec in enumerate(specs)])
     if grid_path is not None:
         save_grid(samples.reshape(-1, *samples.shape[2:]), grid_path, cols=seeds)
+    if details is not None:
+        details.extend(per_prompt(specs, samples))
     return score_samples(specs, samples, training)
 
 
 def format_metrics(metrics: dict[str, float]) -> str:
     return "\n".join(f"{name:>16}: {value:.3f}" for name, value in metrics.items())
+
+
+def format_per_prompt(rows: Sequence[dict]) -> str:
+    """A table of what each prompt's samples were read as; misses are marked with ``!``."""
+    lines = []
+    for row in rows:
+        colours = " ".join(f or "-" for f in row["found_colors"])
+        kinds = " ".join(row["found_kinds"])
+        flag = "!" if min(row.get("color_adherence", 1.0), row.get("kind_adherence", 1.0)) < 1.0 else " "
+        lines.append(f"{flag} {row['prompt'][:28]:<28} {str(row['color'] or '-'):>7} [{colours}]"
+                     f" {str(row['kind'] or '-'):>5} [{kinds}]")
+    return "\n".join(lines)

@@ -50,6 +50,9 @@ _ITEM_HEADS = frozenset({
     "stick", "seed", "seeds", "potion", "bottle", "book", "helmet", "chestplate", "leggings",
     "boots", "shield", "arrow", "dye", "wrench", "screwdriver", "bucket"})
 _EXCLUDED_PARTS = ("/games/devtest/", "/textures/base/pack/")
+# Ore textures are overlays the engine draws over stone ("default_stone.png^default_mineral_iron.png").
+_ORE_BASE = "minetest-data/default_stone.png"
+_ORE_MARK = "_mineral_"
 
 
 @dataclass
@@ -64,16 +67,17 @@ class BuildReport:
     unreadable: int = 0
     duplicates: int = 0
     reduced: int = 0
+    rendered: int = 0  # ore-on-stone and opaque-leaves blocks made from extracted textures
 
     @property
     def total(self) -> int:
         """Textures written."""
-        return sum(self.per_package.values())
+        return sum(self.per_package.values()) + self.rendered
 
     def summary(self) -> str:
         """One line for logs."""
-        return (f"{self.total} textures ({dict(self.kinds)}) from {len(self.per_package)} "
-                f"packages into {self.out_dir}; skipped {self.skipped_size} by size, "
+        return (f"{self.total} textures ({dict(self.kinds)}, {self.rendered} rendered blocks) from "
+                f"{len(self.per_package)} packages into {self.out_dir}; skipped {self.skipped_size} by size, "
                 f"{self.duplicates} duplicates, {self.unreadable} unreadable")
 
 
@@ -243,13 +247,54 @@ def _write_texture(tmp: Path, package: str, path: str, pixels: np.ndarray) -> di
     return row
 
 
+def _render_variants(tmp: Path, rows: list[dict], seen: set[str]) -> list[dict]:
+    """Block textures as the engine renders them, from textures that are only parts of a block.
+
+    - Ores: a ``*_mineral_<name>`` overlay drawn over ``default_stone`` is the "stone with <name> ore" node.
+    - Leaves: with the ``leaves_style = opaque`` setting the engine ignores alpha, so the cut-out's hidden
+      pixels (black in minetest_game) show: an opaque "leaves" block.
+    Each variant is written next to its source and described like any texture (a composite of textures
+    under the same licence).
+    """
+    by_file = {row["file_name"]: row for row in rows}
+    base = by_file.get(_ORE_BASE)
+    stone = np.array(Image.open(tmp / _ORE_BASE).convert("RGBA")) if base else None
+    variants = []
+    for row in rows:
+        path = tmp / row["file_name"]
+        stem = path.stem
+        pixels = np.array(Image.open(path).convert("RGBA"))
+        hidden = pixels[..., 3] < 128
+        if _ORE_MARK in stem and stone is not None and hidden.any():
+            mineral = stem.split(_ORE_MARK, 1)[1]
+            alpha = pixels[..., 3:].astype(np.float32) / 255.0
+            rgb = pixels[..., :3] * alpha + stone[..., :3] * (1.0 - alpha)
+            derived = np.concatenate([np.rint(rgb).astype(np.uint8), stone[..., 3:]], axis=-1)
+            new_stem = f"stone_with_{mineral}_ore"
+        elif row["name"].split()[-1:] == ["leaves"] and hidden.any():
+            derived = pixels.copy()
+            derived[..., 3] = 255
+            new_stem = f"{stem}_opaque"
+        else:
+            continue
+        digest = hashlib.sha1(derived.tobytes()).hexdigest()  # noqa: S324 - dedup key only
+        if digest in seen:
+            continue
+        seen.add(digest)
+        variants.append(_write_texture(tmp, row["package"], f"{row['mod']}/textures/{new_stem}.png", derived))
+    return variants
+
+
 def _attribution(infos: list[_PackageInfo]) -> str:
     lines = [
         "# Attribution", "",
         "Textures extracted from Debian's Luanti (minetest) packages. The minetest_game "
         "textures (package minetest-data) are licensed CC BY-SA 3.0; most mods use CC BY-SA "
         "or similar free licences for media. Per-package details below come from each "
-        "package's `usr/share/doc/<package>/copyright` file; see it for authors.", "",
+        "package's `usr/share/doc/<package>/copyright` file; see it for authors.",
+        "Files named `stone_with_*_ore.png` (an ore overlay drawn over `default_stone.png`) and "
+        "`*_leaves*_opaque.png` (a leaves texture with alpha ignored, as the engine's opaque leaves "
+        "style draws it) are composites of the textures beside them, under the same licences.", "",
     ]
     for info in infos:
         lines.append(f"## {info.name} {info.version} ({info.count} textures)")
@@ -297,6 +342,9 @@ def build_luanti_dataset(deb_dir: Path, out_dir: Path) -> BuildReport:
         infos = [_extract_package(deb, tmp, seen, report, rows) for deb in debs]
         if not rows:
             raise ValueError(f"no 16x16 textures found in the .deb files of {deb_dir}")
+        variants = _render_variants(tmp, rows, seen)
+        report.rendered = len(variants)
+        rows.extend(variants)
         with open(tmp / "metadata.jsonl", "w", encoding="utf-8") as fh:
             fh.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
         (tmp / "ATTRIBUTION.md").write_text(_attribution(infos), encoding="utf-8")

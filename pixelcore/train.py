@@ -24,7 +24,7 @@ from torch import nn
 from tqdm import tqdm
 
 from .captions import caption_variants
-from .checkpoint import save_model
+from .checkpoint import default_model_path, load_model, save_model
 from .data import TextureRecord, hue_shift_augment, load_textures, tone_augment
 from .images import save_grid
 from .losses import LossConfig, maskgit_loss, palette_features, token_weights
@@ -72,6 +72,9 @@ class TrainConfig:
     amp: str = "auto"  # "bf16", "none" or "auto" (bf16 on CUDA)
     holdout: float = 0.0  # share of original textures held out of training (for evaluation)
     resume: bool = False
+    # Fine-tune: start from this release checkpoint ("default" = the shipped model). Its config and palette
+    # are kept (the data is quantized to its palette); preset and model_overrides do not apply.
+    init_from: str = ""
     loss: LossConfig = field(default_factory=LossConfig)
     model_overrides: dict = field(default_factory=dict)
 
@@ -217,10 +220,11 @@ def train(config: TrainConfig) -> Path:
     if config.resume and resume_path.exists():
         state = torch.load(resume_path, map_location="cpu", weights_only=True)
         log.info("resuming from %s at step %d", resume_path, state["step"])
-    palette = Palette(state["palette"]) if state else None
+    init = _initial_model(config)
+    palette = Palette(state["palette"]) if state else init.palette if init else None
     data = prepare_data(config, palette)
     torch.manual_seed(config.seed)
-    model = PixelModel(config.model_config(), data.palette).to(device)
+    model = (init.train() if init else PixelModel(config.model_config(), data.palette)).to(device)
     weights = token_weights(data.tokens, data.palette, config.loss).to(device)
     features = palette_features(data.palette).to(device)
     trainable = [p for p in model.parameters() if p.requires_grad]
@@ -294,9 +298,23 @@ def train(config: TrainConfig) -> Path:
     return out / "model.safetensors"
 
 
+def _initial_model(config: TrainConfig) -> PixelModel | None:
+    """The model a fine-tune starts from, or None for training from scratch."""
+    if not config.init_from:
+        return None
+    path = default_model_path() if config.init_from == "default" else Path(config.init_from)
+    if config.model_overrides:
+        raise ValueError("--model-overrides cannot change a model loaded with --init-from: its config is "
+                         f"fixed by {path}; drop one of the two")
+    model = load_model(path)
+    log.info("fine-tuning %s (preset %r is not used: the checkpoint's config is)", path, config.preset)
+    return model
+
+
 def _save(model: PixelModel, optimizer, step: int, out: Path, config: TrainConfig,
           seconds: float, last: dict) -> None:
     info = {"step": step, "train_seconds": round(seconds, 1), "loss": last, "preset": config.preset,
+            **({"init_from": config.init_from} if config.init_from else {}),
             "data": str(config.data), "device": str(model.device)}
     save_model(model, out / "model.safetensors", extra_metadata={"training": info})
     tmp = out / "resume.pt.tmp"

@@ -16,6 +16,12 @@ from pixelcore import captions
     ("3d_armor_inv_helmet_steel", ["steel", "helmet"]),
     ("default_grass_side", ["grass"]),
     ("Fancy-Sword_2", ["fancy", "sword"]),
+    # a mod named after its thing is said once; a mod name that is the thing itself stays
+    ("beds_bed_fancy", ["bed", "fancy"]),
+    ("butterflies_butterfly_white", ["butterfly", "white"]),
+    ("nether_nether_sword", ["nether", "sword"]),
+    ("bucket_lava", ["bucket", "lava"]),
+    ("glass_glass", ["glass"]),
 ])
 def test_split_name(stem, words):
     assert captions.split_name(stem) == words

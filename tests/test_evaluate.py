@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from pixelcore.evaluate import (PromptSpec, copy_rate, diversity, evaluate, isolated_share, kind_matches,
-                                load_prompts, score_samples, unique_colors)
+                                format_per_prompt, load_prompts, score_samples, unique_colors)
 
 from conftest import make_texture
 
@@ -138,3 +138,22 @@ def test_evaluate_calls_the_generator_per_prompt_and_writes_a_grid(tmp_path):
     assert metrics["color_adherence"] == 0.5 and metrics["kind_adherence"] == 0.5
     assert metrics["diversity"] == 0
     assert (tmp_path / "grid.png").is_file()
+
+
+def test_per_prompt_rows_say_what_each_seed_was_read_as():
+    sword = np.zeros((16, 16, 4), np.uint8)
+    sword[2:14, 7:9] = (30, 60, 220, 255)
+    speck = RED_BLOCK.copy()
+    speck[0, 0, 3] = 0  # one hole: not a block, far from an item
+    specs = [PromptSpec("red wool", "red", "block"), PromptSpec("a blue sword", "blue", "item"),
+             PromptSpec("anything")]
+    rows = []
+    evaluate(lambda prompt, n, seed: np.stack([RED_BLOCK, speck] if "wool" in prompt else [sword, RED_BLOCK]),
+             specs, seeds=2, details=rows)
+    assert [r["found_kinds"] for r in rows] == [["block", "neither"], ["item", "block"], ["item", "block"]]
+    assert [r["found_colors"] for r in rows] == [["red", "red"], ["blue", "red"], ["blue", "red"]]
+    assert (rows[0]["color_adherence"], rows[0]["kind_adherence"]) == (1.0, 0.5)
+    assert (rows[1]["color_adherence"], rows[1]["kind_adherence"]) == (0.5, 0.5)
+    assert "color_adherence" not in rows[2] and "kind_adherence" not in rows[2]
+    table = format_per_prompt(rows).splitlines()
+    assert table[0].startswith("! red wool") and table[2].startswith("  anything")

@@ -83,6 +83,36 @@ def test_build_from_fake_debs(tmp_path):
     assert not list(tmp_path.glob(".out.*"))
 
 
+def test_ore_overlays_and_leaves_are_also_rendered_as_blocks(tmp_path):
+    debs = tmp_path / "debs"
+    debs.mkdir()
+    tex = f"{ROOT}/games/minetest_game/mods/default/textures"
+    stone = np.full((16, 16, 4), (110, 110, 110, 255), np.uint8)
+    ore = np.zeros((16, 16, 4), np.uint8)
+    ore[4:8, 4:8] = (40, 60, 230, 255)
+    leaves = np.zeros((16, 16, 4), np.uint8)
+    leaves[::2] = (30, 160, 40, 255)  # every other row is a hole, black underneath
+    make_deb(debs / "minetest-data_1.0-1_all.deb", "minetest-data", {
+        f"{tex}/default_stone.png": png_bytes(stone),
+        f"{tex}/default_mineral_sapphire.png": png_bytes(ore),
+        f"{tex}/default_leaves.png": png_bytes(leaves),
+    })
+    out = tmp_path / "out"
+    report = luanti.build_luanti_dataset(debs, out)
+    assert (report.rendered, report.total) == (2, 5)
+    rows = {r["name"]: r for r in map(json.loads, (out / "metadata.jsonl").read_text().splitlines())}
+    ore_block = rows["stone with sapphire ore"]
+    assert (ore_block["kind"], ore_block["text"]) == ("block", "gray stone with sapphire ore block")
+    pixels = np.array(Image.open(out / ore_block["file_name"]))
+    assert (pixels[..., 3] == 255).all()
+    assert tuple(pixels[5, 5]) == (40, 60, 230, 255) and tuple(pixels[0, 0]) == (110, 110, 110, 255)
+    leaf_rows = [r for r in rows.values() if r["file_name"].endswith("_opaque.png")]
+    assert [(r["name"], r["kind"]) for r in leaf_rows] == [("leaves", "block")]
+    opaque = np.array(Image.open(out / leaf_rows[0]["file_name"]))
+    assert (opaque[..., 3] == 255).all() and tuple(opaque[1, 0]) == (0, 0, 0, 255)
+    assert "composites" in (out / "ATTRIBUTION.md").read_text()
+
+
 def test_failed_build_keeps_previous_output(tmp_path):
     out = tmp_path / "out"
     out.mkdir()

@@ -120,3 +120,22 @@ def test_two_process_ddp_gloo_run_on_cpu(tmp_path, texture_dir):
     assert _optimizer_steps(out / "resume.pt") == {4}
     tokens = model.palette.quantize(np.zeros((16, 16, 4), np.uint8))
     assert tokens.shape == (16, 16)
+
+
+def test_init_from_fine_tunes_a_release_model_with_its_palette_and_config(tmp_path, texture_dir):
+    base = train(_config(texture_dir, tmp_path / "base", steps=2, sample_every=0, hue_shifts=()))
+    start = load_model(base)
+    # A different preset and palette size are ignored: the checkpoint fixes both.
+    tuned_path = train(_config(texture_dir, tmp_path / "tuned", steps=3, sample_every=0, hue_shifts=(),
+                               preset="quick", palette_size=4, init_from=str(base)))
+    tuned = load_model(tuned_path)
+    assert tuned.config == start.config
+    assert torch.equal(tuned.palette.colors, start.palette.colors)
+    moved = [k for k, v in tuned.state_dict().items() if not torch.equal(v, start.state_dict()[k])]
+    assert moved
+    progress = json.loads((tmp_path / "tuned" / "progress.json").read_text())
+    assert progress["init_from"] == str(base) and progress["step"] == 3
+
+    with pytest.raises(ValueError, match="--model-overrides cannot change"):
+        train(_config(texture_dir, tmp_path / "bad", init_from=str(base), model_overrides={"n_layer": 2}))
+    assert not (tmp_path / "bad").exists()
