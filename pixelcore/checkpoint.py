@@ -163,3 +163,28 @@ def export_model(src: str | Path, dst: str | Path, dtype: torch.dtype = torch.fl
     model = load_model(src)
     extra = {k: v for k, v in read_metadata(src).items() if k not in ("format", "format_version", "config")}
     return save_model(model, dst, dtype=dtype, extra_metadata=extra)
+
+
+def average_models(paths: list[str | Path], dst: str | Path, dtype: torch.dtype = torch.float16) -> Path:
+    """Writes the uniform average of the weights of several checkpoints of one run (same config and palette).
+
+    Averaging the last checkpoints of a small-batch run smooths the step-to-step noise of its weights (as
+    stochastic weight averaging does). The metadata keeps the last file's training record and lists the sources.
+
+    Raises:
+        CheckpointError: for fewer than two files, or files whose config or palette differ (naming them).
+    """
+    if len(paths) < 2:
+        raise CheckpointError(f"averaging needs at least two checkpoints, got {len(paths)}")
+    models = [load_model(p) for p in paths]
+    first = models[0]
+    for path, model in zip(paths[1:], models[1:]):
+        if model.config != first.config or not torch.equal(model.palette.colors, first.palette.colors):
+            raise CheckpointError(f"{path}: its config or palette differs from {paths[0]}: only checkpoints of "
+                                  "one run can be averaged")
+    states = [m.state_dict() for m in models]
+    first.load_state_dict({key: torch.stack([s[key] for s in states]).mean(0) if value.is_floating_point()
+                           else value for key, value in states[0].items()})
+    extra = {k: v for k, v in read_metadata(paths[-1]).items() if k not in ("format", "format_version", "config")}
+    extra["averaged_from"] = json.dumps([Path(p).name for p in paths])
+    return save_model(first, dst, dtype=dtype, extra_metadata=extra)

@@ -103,11 +103,20 @@ def cmd_build_luanti(args: argparse.Namespace) -> int:
     return 0
 
 
+_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}
+
+
+def cmd_average(args: argparse.Namespace) -> int:
+    from .checkpoint import average_models
+
+    log.info("wrote %s", average_models(args.src, args.out, _DTYPES[args.dtype]))
+    return 0
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from .checkpoint import export_model
 
-    dtype = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}[args.dtype]
-    log.info("wrote %s", export_model(args.src, args.dst, dtype))
+    log.info("wrote %s", export_model(args.src, args.dst, _DTYPES[args.dtype]))
     return 0
 
 
@@ -160,10 +169,13 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--device")
     t.add_argument("--amp", choices=["auto", "bf16", "none"])
     t.add_argument("--resume", action="store_true", help="continue from OUT/resume.pt")
+    t.add_argument("--keep-checkpoints", dest="keep_checkpoints", action="store_true", default=None,
+                   help="keep each saved model as OUT/checkpoints/step_N.safetensors (for `average`)")
     t.add_argument("--init-from", dest="init_from",
                    help="fine-tune a release .safetensors ('default' = the shipped model) instead of a fresh one")
     t.add_argument("--no-weighting", action="store_true", help="plain cross entropy (ablation)")
-    t.add_argument("--tv-weight", type=float, default=0.05, help="total-variation weight (0 = off)")
+    t.add_argument("--tv-weight", type=float, default=0.0,
+                   help="total-variation weight (default 0 = off; the shipped model used 0.05)")
     t.add_argument("--max-weight", type=float, default=4.0, help="clip for the colour loss weights")
     t.add_argument("--model-overrides", help='JSON of PixelConfig fields, e.g. \'{"conv": false}\'')
     t.set_defaults(func=cmd_train)
@@ -192,6 +204,12 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("dst")
     x.add_argument("--dtype", choices=["fp16", "bf16", "fp32"], default="fp16")
     x.set_defaults(func=cmd_export)
+
+    a = sub.add_parser("average", help="average the weights of checkpoints of one run (e.g. its last few)")
+    a.add_argument("src", nargs="+", help="two or more .safetensors of the same run")
+    a.add_argument("-o", "--out", required=True)
+    a.add_argument("--dtype", choices=["fp16", "bf16", "fp32"], default="fp16")
+    a.set_defaults(func=cmd_average)
 
     s = sub.add_parser("bench", help="print sampling and training speed")
     s.add_argument("--model", help="default: the shipped model")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import combinations
@@ -206,12 +207,13 @@ def format_metrics(metrics: dict[str, float]) -> str:
 
 
 def format_per_prompt(rows: Sequence[dict]) -> str:
-    """A table of what each prompt's samples were read as; misses are marked with ``!``."""
+    """A line per prompt: what its samples were read as, most frequent first; misses are marked with ``!``."""
+    def counts(values: Sequence[str | None]) -> str:
+        return ", ".join(f"{value or '-'} {n}" for value, n in Counter(values).most_common())
+
     lines = []
     for row in rows:
-        colours = " ".join(f or "-" for f in row["found_colors"])
-        kinds = " ".join(row["found_kinds"])
         flag = "!" if min(row.get("color_adherence", 1.0), row.get("kind_adherence", 1.0)) < 1.0 else " "
-        lines.append(f"{flag} {row['prompt'][:28]:<28} {str(row['color'] or '-'):>7} [{colours}]"
-                     f" {str(row['kind'] or '-'):>5} [{kinds}]")
+        lines.append(f"{flag} {row['prompt'][:28]:<28} {str(row['color'] or '-'):>7}: {counts(row['found_colors'])}"
+                     f" | {str(row['kind'] or '-'):>5}: {counts(row['found_kinds'])}")
     return "\n".join(lines)

@@ -12,6 +12,7 @@ import logging
 import math
 import os
 import random
+import shutil
 import time
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
@@ -75,6 +76,7 @@ class TrainConfig:
     # Fine-tune: start from this release checkpoint ("default" = the shipped model). Its config and palette
     # are kept (the data is quantized to its palette); preset and model_overrides do not apply.
     init_from: str = ""
+    keep_checkpoints: bool = False  # also keep every saved release file as checkpoints/step_NNNNNN.safetensors
     loss: LossConfig = field(default_factory=LossConfig)
     model_overrides: dict = field(default_factory=dict)
 
@@ -317,6 +319,9 @@ def _save(model: PixelModel, optimizer, step: int, out: Path, config: TrainConfi
             **({"init_from": config.init_from} if config.init_from else {}),
             "data": str(config.data), "device": str(model.device)}
     save_model(model, out / "model.safetensors", extra_metadata={"training": info})
+    if config.keep_checkpoints:  # for weight averaging (``python -m pixelcore average``)
+        (out / "checkpoints").mkdir(exist_ok=True)
+        shutil.copyfile(out / "model.safetensors", out / "checkpoints" / f"step_{step:06d}.safetensors")
     tmp = out / "resume.pt.tmp"
     torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
                 "palette": model.palette.colors}, tmp)

@@ -124,7 +124,11 @@ def test_eval_writes_metrics_and_a_grid(tmp_path, saved_tiny_model, texture_dir,
     with Image.open(out / "samples.png") as grid:
         # A row per prompt, a column per seed, each cell 8x enlarged with 2 pixels of padding.
         assert grid.size == (3 * (16 * 8 + 2) + 2, 2 * (16 * 8 + 2) + 2)
-    assert "color_adherence" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "color_adherence" in printed and "a red sword" in printed  # the per-prompt lines come first
+    rows = json.loads((out / "per_prompt.json").read_text(encoding="utf-8"))
+    assert [r["prompt"] for r in rows] == ["a red sword", "green leaves block"]
+    assert all(len(r["found_colors"]) == len(r["found_kinds"]) == 3 for r in rows)
 
 
 def test_eval_refuses_a_bad_prompt_file(tmp_path, saved_tiny_model, caplog):
@@ -146,3 +150,13 @@ def test_export_writes_a_half_precision_copy(tmp_path, saved_tiny_model):
         torch.testing.assert_close(half.state_dict()[key], value, atol=1e-3, rtol=1e-2)
     assert main(["export", str(tmp_path / "none.safetensors"), str(tmp_path / "out.safetensors")]) == 2
     assert not (tmp_path / "out.safetensors").exists()
+
+
+def test_average_of_one_file_is_refused_with_a_message(tmp_path, saved_tiny_model, caplog):
+    with caplog.at_level(logging.ERROR, logger="pixelcore"):
+        assert main(["average", str(saved_tiny_model), "-o", str(tmp_path / "avg.safetensors")]) == 2
+    assert "at least two" in caplog.text
+    assert main(["average", str(saved_tiny_model), str(saved_tiny_model), "-o", str(tmp_path / "avg.safetensors"),
+                 "--dtype", "fp32"]) == 0
+    for key, value in load_model(saved_tiny_model).state_dict().items():
+        torch.testing.assert_close(load_model(tmp_path / "avg.safetensors").state_dict()[key], value)

@@ -111,10 +111,11 @@ def test_loss_falls_on_a_tiny_batch(palette):
     projection and the loss are what is exercised.
     """
     torch.manual_seed(0)
+    all_on = LossConfig(weighting=True, tv_weight=0.05)  # every term of the objective, TV included
     model = PixelModel(PixelConfig.tiny(), palette).train()
     pixels = np.stack([make_texture(rgb, kind, seed=i) for i, (_, _, rgb, kind) in enumerate(TEXTURES[2:6])])
     targets = palette.quantize(pixels)
-    weights, features = token_weights(targets, palette, LossConfig()), palette_features(palette)
+    weights, features = token_weights(targets, palette, all_on), palette_features(palette)
     with torch.no_grad():
         text = model.encode_text([text for _, text, _, _ in TEXTURES[2:6]])
     eval_inputs, eval_masked = mask_batch(targets.repeat(4, 1, 1), model.mask_token, "cosine",
@@ -124,7 +125,7 @@ def test_loss_falls_on_a_tiny_batch(palette):
         with torch.no_grad():
             cond = model.condition(text[0].repeat(4, 1, 1), text[1].repeat(4, 1))
             loss, _ = maskgit_loss(model(eval_inputs, *cond), targets.repeat(4, 1, 1), eval_masked, weights,
-                                   features, LossConfig())
+                                   features, all_on)
             return float(loss)
 
     params = [p for name, p in model.named_parameters() if not name.startswith("text_encoder.")]
@@ -134,7 +135,7 @@ def test_loss_falls_on_a_tiny_batch(palette):
     for _ in range(60):
         inputs, masked = mask_batch(targets, model.mask_token, "cosine", gen)
         loss, _ = maskgit_loss(model(inputs, *model.condition(*text)), targets, masked, weights, features,
-                               LossConfig())
+                               all_on)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from pixelcore.checkpoint import load_model, read_metadata
+from pixelcore.checkpoint import CheckpointError, average_models, load_model, read_metadata
 from pixelcore.train import TrainConfig, train
 
 REPO = Path(__file__).resolve().parents[1]
@@ -139,3 +139,25 @@ def test_init_from_fine_tunes_a_release_model_with_its_palette_and_config(tmp_pa
     with pytest.raises(ValueError, match="--model-overrides cannot change"):
         train(_config(texture_dir, tmp_path / "bad", init_from=str(base), model_overrides={"n_layer": 2}))
     assert not (tmp_path / "bad").exists()
+
+
+def test_kept_checkpoints_average_into_one_release_file(tmp_path, texture_dir):
+    out = tmp_path / "run"
+    train(_config(texture_dir, out, steps=4, save_every=2, sample_every=0, hue_shifts=(), keep_checkpoints=True))
+    kept = sorted((out / "checkpoints").iterdir())
+    assert [p.name for p in kept] == ["step_000002.safetensors", "step_000004.safetensors"]
+    averaged = average_models(kept, tmp_path / "avg.safetensors", dtype=torch.float32)
+    a, b, mean = load_model(kept[0]), load_model(kept[1]), load_model(averaged)
+    key = "head.weight"
+    assert not torch.equal(a.state_dict()[key], b.state_dict()[key])
+    torch.testing.assert_close(mean.state_dict()[key], (a.state_dict()[key] + b.state_dict()[key]) / 2)
+    assert json.loads(read_metadata(averaged)["averaged_from"]) == [p.name for p in kept]
+    assert json.loads(read_metadata(averaged)["training"])["step"] == 4
+
+    other = train(_config(texture_dir, tmp_path / "other", steps=1, sample_every=0, hue_shifts=(),
+                          model_overrides={"n_layer": 2}))
+    with pytest.raises(CheckpointError, match="differs"):
+        average_models([kept[0], other], tmp_path / "bad.safetensors")
+    with pytest.raises(CheckpointError, match="at least two"):
+        average_models(kept[:1], tmp_path / "bad.safetensors")
+    assert not (tmp_path / "bad.safetensors").exists()

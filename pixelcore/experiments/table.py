@@ -146,7 +146,7 @@ def _findings(metrics: dict[str, dict], refs: dict, speed: dict) -> list[str]:
                 else "**no evidence the design choice helps** at this budget"
             )
             lines.append(
-                f"Ablation `{name}` vs default: worse on {', '.join(worse) or 'nothing'}; better on "
+                f"Ablation `{name}` vs `maskgit`: worse on {', '.join(worse) or 'nothing'}; better on "
                 f"{', '.join(better) or 'nothing'} — {verdict}."
             )
     return lines
