@@ -149,7 +149,7 @@ def train_feature_net(
         opt.step()
         sched.step()
         if (step + 1) % 250 == 0:
-            log.info("feature net step %d/%d: loss %.3f", step + 1, steps, float(loss))
+            log.info("feature net step %d/%d: loss %.3f", step + 1, steps, float(loss.detach()))
     net.eval().cpu()
     raw = extract_features(net, np.stack([r.pixels for r in records]))
     net.feature_mean, net.feature_scale = raw.mean(0), float(np.sqrt(raw.var(0).mean()))
