@@ -160,9 +160,12 @@ def load_model(path: str | Path, device: torch.device | str = "cpu") -> PixelMod
 
 def export_model(src: str | Path, dst: str | Path, dtype: torch.dtype = torch.float16) -> Path:
     """Re-writes a checkpoint with float weights in ``dtype`` (fp16 for release), keeping its metadata."""
-    model = load_model(src)
-    extra = {k: v for k, v in read_metadata(src).items() if k not in ("format", "format_version", "config")}
-    return save_model(model, dst, dtype=dtype, extra_metadata=extra)
+    return save_model(load_model(src), dst, dtype=dtype, extra_metadata=_carried_metadata(src))
+
+
+def _carried_metadata(path: str | Path) -> dict[str, str]:
+    """A file's metadata minus what ``save_model`` writes itself (format, version, config)."""
+    return {k: v for k, v in read_metadata(path).items() if k not in ("format", "format_version", "config")}
 
 
 def average_models(paths: list[str | Path], dst: str | Path, dtype: torch.dtype = torch.float16) -> Path:
@@ -185,6 +188,6 @@ def average_models(paths: list[str | Path], dst: str | Path, dtype: torch.dtype 
     states = [m.state_dict() for m in models]
     first.load_state_dict({key: torch.stack([s[key] for s in states]).mean(0) if value.is_floating_point()
                            else value for key, value in states[0].items()})
-    extra = {k: v for k, v in read_metadata(paths[-1]).items() if k not in ("format", "format_version", "config")}
+    extra = _carried_metadata(paths[-1])
     extra["averaged_from"] = json.dumps([Path(p).name for p in paths])
     return save_model(first, dst, dtype=dtype, extra_metadata=extra)

@@ -202,13 +202,13 @@ def build_parser() -> argparse.ArgumentParser:
     x = sub.add_parser("export", help="re-write a checkpoint in another float type (fp16 for release)")
     x.add_argument("src")
     x.add_argument("dst")
-    x.add_argument("--dtype", choices=["fp16", "bf16", "fp32"], default="fp16")
+    x.add_argument("--dtype", choices=list(_DTYPES), default="fp16")
     x.set_defaults(func=cmd_export)
 
     a = sub.add_parser("average", help="average the weights of checkpoints of one run (e.g. its last few)")
     a.add_argument("src", nargs="+", help="two or more .safetensors of the same run")
     a.add_argument("-o", "--out", required=True)
-    a.add_argument("--dtype", choices=["fp16", "bf16", "fp32"], default="fp16")
+    a.add_argument("--dtype", choices=list(_DTYPES), default="fp16")
     a.set_defaults(func=cmd_average)
 
     s = sub.add_parser("bench", help="print sampling and training speed")

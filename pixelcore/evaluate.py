@@ -134,13 +134,13 @@ def _canonical(rgba: np.ndarray) -> np.ndarray:
 def score_samples(specs: Sequence[PromptSpec], samples: np.ndarray, training: np.ndarray | None = None
                   ) -> dict[str, float]:
     """Metrics for samples (P, S, H, W, 4): S seeds for each of the P prompts."""
-    color_hits, kind_hits = [], []
-    for spec, group in zip(specs, samples):
-        for rgba in group:
-            if spec.color:
-                color_hits.append(color_matches(dominant_color(rgba), spec.color))
-            if spec.kind:
-                kind_hits.append(kind_matches(rgba, spec.kind))
+    return _score(per_prompt(specs, samples), samples, training)
+
+
+def _score(rows: Sequence[dict], samples: np.ndarray, training: np.ndarray | None) -> dict[str, float]:
+    """Metrics from the :func:`per_prompt` rows of samples (P, S, H, W, 4): each texture is read once."""
+    color_hits = [color_matches(f, r["color"]) for r in rows if r["color"] for f in r["found_colors"]]
+    kind_hits = [k == r["kind"] for r in rows if r["kind"] for k in r["found_kinds"]]
     flat = samples.reshape(-1, *samples.shape[2:])
     metrics = {
         "color_adherence": float(np.mean(color_hits)) if color_hits else float("nan"),
@@ -176,13 +176,14 @@ def per_prompt(specs: Sequence[PromptSpec], samples: np.ndarray) -> list[dict]:
     """
     rows = []
     for spec, group in zip(specs, samples):
-        found = [dominant_color(rgba) for rgba in group]
-        row = {"prompt": spec.prompt, "color": spec.color, "kind": spec.kind, "found_colors": found,
-               "found_kinds": [read_kind(rgba) for rgba in group]}
+        colors = [dominant_color(rgba) for rgba in group]
+        kinds = [read_kind(rgba) for rgba in group]
+        row = {"prompt": spec.prompt, "color": spec.color, "kind": spec.kind, "found_colors": colors,
+               "found_kinds": kinds}
         if spec.color:
-            row["color_adherence"] = float(np.mean([color_matches(f, spec.color) for f in found]))
+            row["color_adherence"] = float(np.mean([color_matches(f, spec.color) for f in colors]))
         if spec.kind:
-            row["kind_adherence"] = float(np.mean([kind_matches(g, spec.kind) for g in group]))
+            row["kind_adherence"] = float(np.mean([k == spec.kind for k in kinds]))
         rows.append(row)
     return rows
 
@@ -197,9 +198,10 @@ def evaluate(generate: Generator, specs: Sequence[PromptSpec], seeds: int = 4, s
     samples = np.stack([generate(spec.prompt, seeds, seed + i) for i, spec in enumerate(specs)])
     if grid_path is not None:
         save_grid(samples.reshape(-1, *samples.shape[2:]), grid_path, cols=seeds)
+    rows = per_prompt(specs, samples)
     if details is not None:
-        details.extend(per_prompt(specs, samples))
-    return score_samples(specs, samples, training)
+        details.extend(rows)
+    return _score(rows, samples, training)
 
 
 def format_metrics(metrics: dict[str, float]) -> str:

@@ -225,11 +225,9 @@ def _extract_package(deb: Path, tmp: Path, seen: set[str], report: BuildReport,
             if pixels is None or not (pixels[..., 3] >= 128).any():
                 report.skipped_size += 1
                 continue
-            digest = hashlib.sha1(pixels.tobytes()).hexdigest()  # noqa: S324 - dedup key only
-            if digest in seen:
+            if not _first_seen(pixels, seen):
                 report.duplicates += 1
                 continue
-            seen.add(digest)
             report.reduced += int(reduced)
             rows.append(_write_texture(tmp, package, path, pixels))
             info.count += 1
@@ -247,6 +245,15 @@ def _write_texture(tmp: Path, package: str, path: str, pixels: np.ndarray) -> di
     return row
 
 
+def _first_seen(pixels: np.ndarray, seen: set[str]) -> bool:
+    """True the first time these exact pixels come by (and records them); False for a duplicate."""
+    digest = hashlib.sha1(pixels.tobytes()).hexdigest()  # noqa: S324 - dedup key only
+    if digest in seen:
+        return False
+    seen.add(digest)
+    return True
+
+
 def _render_variants(tmp: Path, rows: list[dict], seen: set[str]) -> list[dict]:
     """Block textures as the engine renders them, from textures that are only parts of a block.
 
@@ -256,32 +263,29 @@ def _render_variants(tmp: Path, rows: list[dict], seen: set[str]) -> list[dict]:
     Each variant is written next to its source and described like any texture (a composite of textures
     under the same licence).
     """
-    by_file = {row["file_name"]: row for row in rows}
-    base = by_file.get(_ORE_BASE)
-    stone = np.array(Image.open(tmp / _ORE_BASE).convert("RGBA")) if base else None
+    stone = np.array(Image.open(tmp / _ORE_BASE).convert("RGBA")) if (tmp / _ORE_BASE).is_file() else None
     variants = []
     for row in rows:
-        path = tmp / row["file_name"]
-        stem = path.stem
-        pixels = np.array(Image.open(path).convert("RGBA"))
-        hidden = pixels[..., 3] < 128
-        if _ORE_MARK in stem and stone is not None and hidden.any():
+        stem = PurePosixPath(row["file_name"]).stem
+        is_ore = _ORE_MARK in stem and stone is not None
+        if not (is_ore or row["name"].split()[-1:] == ["leaves"]):
+            continue  # only ores and leaves are read back from disk
+        pixels = np.array(Image.open(tmp / row["file_name"]).convert("RGBA"))
+        if not (pixels[..., 3] < 128).any():
+            continue
+        if is_ore:
             mineral = stem.split(_ORE_MARK, 1)[1]
             alpha = pixels[..., 3:].astype(np.float32) / 255.0
             rgb = pixels[..., :3] * alpha + stone[..., :3] * (1.0 - alpha)
             derived = np.concatenate([np.rint(rgb).astype(np.uint8), stone[..., 3:]], axis=-1)
             new_stem = f"stone_with_{mineral}_ore"
-        elif row["name"].split()[-1:] == ["leaves"] and hidden.any():
+        else:
             derived = pixels.copy()
             derived[..., 3] = 255
             new_stem = f"{stem}_opaque"
-        else:
-            continue
-        digest = hashlib.sha1(derived.tobytes()).hexdigest()  # noqa: S324 - dedup key only
-        if digest in seen:
-            continue
-        seen.add(digest)
-        variants.append(_write_texture(tmp, row["package"], f"{row['mod']}/textures/{new_stem}.png", derived))
+        if _first_seen(derived, seen):
+            variants.append(_write_texture(tmp, row["package"], f"{row['mod']}/textures/{new_stem}.png",
+                                           derived))
     return variants
 
 
