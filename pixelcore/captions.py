@@ -331,6 +331,22 @@ def caption_variants(name: str, color: str | None, kind: str | None) -> list[str
     return list(dict.fromkeys(variants))
 
 
+def generic_variants(name: str, color: str | None, kind: str | None) -> list[str]:
+    """Captions that name an item by colour and head noun only: "a red sword" for a red diamond sword.
+
+    Hue-shifted copies keep their material in the caption ("a red diamond sword", 一把红色的钻石剑), so a
+    prompt naming only the colour and the thing ("一把红色的剑") had examples only where some sword was red to
+    begin with. Only items whose other words are all materials get these; blocks do not ("a red block" says
+    nothing about which block). Returns [] otherwise.
+    """
+    color = normalize_color(color)
+    words = name.split()
+    if kind != "item" or color is None or len(words) < 2 or not all(w in _MATERIALS for w in words[:-1]):
+        return []
+    head = words[-1]
+    return _english_templates(head, color, kind)[:2] + _chinese_templates(head, color, kind)[:2]
+
+
 def random_caption(name: str, color: str | None, kind: str | None, rng: random.Random,
                    zh_prob: float = 0.3) -> str:
     """Training caption: Chinese with probability ``zh_prob`` when translatable."""

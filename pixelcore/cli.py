@@ -70,15 +70,18 @@ def cmd_eval(args: argparse.Namespace) -> int:
     import numpy as np
 
     from .checkpoint import default_model_path, load_model
-    from .data import hue_shift_augment, load_textures
-    from .evaluate import evaluate, format_metrics, format_per_prompt, load_prompts, model_generator
+    from .data import hue_shift_augment, hue_target_augment, load_textures, tone_augment
+    from .evaluate import (copy_references, evaluate, format_metrics, format_per_prompt, load_prompts,
+                           model_generator)
 
     specs = load_prompts(args.prompts)
     model = load_model(args.model or default_model_path(), device=_device(args.device))
     training = None
     if args.train_data:
         records, _ = load_textures(args.train_data)
-        training = np.stack([r.pixels for r in hue_shift_augment(records)])
+        # Every view a model may have trained on: fixed and colour-balanced hue copies, white/gray/black copies.
+        views = hue_shift_augment(records) + hue_target_augment(records)[len(records):] + tone_augment(records)
+        training = copy_references(np.stack([r.pixels for r in views]), model.palette)
     out = Path(args.out)
     generate = model_generator(model, steps=args.steps, cfg_scale=args.cfg, temperature=args.temperature)
     rows: list[dict] = []
@@ -161,6 +164,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--palette-size", dest="palette_size", type=int)
     t.add_argument("--hue-shifts", dest="hue_shifts", default="60,120,180,240,300",
                    help="comma-separated hue rotations for colour augmentation ('' = none)")
+    t.add_argument("--hue-targets", dest="hue_targets", action="store_true", default=None,
+                   help="colour-balanced augmentation: rotate each texture onto every colour word's hue "
+                        "(instead of --hue-shifts)")
+    t.add_argument("--generic-captions", dest="generic_captions", action="store_true", default=None,
+                   help="also caption material items by colour and noun alone ('a red sword')")
     t.add_argument("--zh-prob", dest="zh_prob", type=float, help="share of Chinese captions")
     t.add_argument("--cond-dropout", dest="cond_dropout", type=float)
     t.add_argument("--sample-every", dest="sample_every", type=int)

@@ -187,6 +187,25 @@ def hue_shift(rgba: np.ndarray, degrees: float) -> np.ndarray:
     return out
 
 
+# The hue (degrees) at the middle of each chromatic word's range in the classifier above, for augmentation
+# that rotates a texture onto a chosen colour word. Gold and pink also need saturation / lightness, so a
+# rotation onto them can land on yellow or purple instead.
+HUE_CENTRES: dict[str, float] = {"red": 0.0, "orange": 27.0, "gold": 46.0, "yellow": 61.0, "green": 115.0,
+                                 "cyan": 182.0, "blue": 227.0, "purple": 272.0, "pink": 315.0}
+
+
+def mean_hue(rgba: np.ndarray) -> float | None:
+    """Circular mean hue (degrees) of the opaque chromatic pixels, or None when there are none."""
+    rgba = np.asarray(rgba, dtype=np.uint8)
+    rgb = rgba[..., :3]
+    h, s, v = rgb_to_hsv(rgb)
+    mask = _chromatic_mask(rgb, s, v) & (rgba[..., 3] >= _ALPHA_MIN)
+    if not mask.any():
+        return None
+    angles = np.deg2rad(h[mask])
+    return float(np.rad2deg(np.arctan2(np.sin(angles).mean(), np.cos(angles).mean())) % 360.0)
+
+
 def texture_kind(rgba: np.ndarray) -> str:
     """"item" when at least 10% of pixels are transparent (a sprite), else "block"."""
     alpha = np.asarray(rgba)[..., 3]

@@ -267,3 +267,39 @@ def hue_shift_augment(records: Sequence[TextureRecord],
                                caption=_recolor(rec, new_color),
                                source=f"{rec.source}#hue{int(degrees)}"))
     return out
+
+
+def hue_target_augment(records: Sequence[TextureRecord],
+                       centres: dict[str, float] | None = None) -> list[TextureRecord]:
+    """Add colour-balanced copies: each chromatic record rotated onto every colour word's hue.
+
+    Fixed rotations give each colour word a share of copies proportional to its width on the hue wheel
+    (green spans 95 degrees, orange 25), so "an orange apple" has almost no examples. Rotating each
+    texture's mean hue onto the centre of every word's range gives each word about one copy per texture.
+
+    Args:
+        records: Originals; achromatic ones (white/gray/black/None) get no copies.
+        centres: Colour word -> target hue in degrees (default :data:`colors.HUE_CENTRES`).
+
+    Returns:
+        The originals followed by the copies. A copy is dropped when its recomputed colour is the original's
+        or one this record already has a copy of (gold landing on yellow, say).
+    """
+    out = list(records)
+    for rec in records:
+        if rec.color is None or rec.color in colors.ACHROMATIC:
+            continue
+        hue = colors.mean_hue(rec.pixels)
+        if hue is None:
+            continue
+        have = {rec.color}
+        for target in (centres or colors.HUE_CENTRES).values():
+            degrees = round((target - hue) % 360.0)
+            pixels = colors.hue_shift(rec.pixels, degrees)
+            new_color = colors.dominant_color(pixels)
+            if new_color is None or new_color in have:
+                continue
+            have.add(new_color)
+            out.append(replace(rec, pixels=pixels, color=new_color, caption=_recolor(rec, new_color),
+                               source=f"{rec.source}#hue{degrees}"))
+    return out

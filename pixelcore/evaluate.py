@@ -124,6 +124,16 @@ def copy_rate(samples: np.ndarray, training: np.ndarray) -> float:
     return float(np.mean([_canonical(s).tobytes() in known for s in samples]))
 
 
+def copy_references(training: np.ndarray, palette) -> np.ndarray:
+    """Training textures (M, H, W, 4) as given and as a model with ``palette`` draws them, for :func:`copy_rate`.
+
+    A model can only emit palette colours, so a memorised texture comes out quantized. Few real textures use
+    only palette colours, so against the originals alone a memorised copy would not count.
+    """
+    quantized = palette.dequantize(palette.quantize(training)).cpu().numpy()
+    return np.concatenate([np.asarray(training, np.uint8), quantized])
+
+
 def _canonical(rgba: np.ndarray) -> np.ndarray:
     """Transparent pixels compare equal whatever RGB they carry."""
     out = rgba.copy()

@@ -24,9 +24,9 @@ import torch.distributed as dist
 from torch import nn
 from tqdm import tqdm
 
-from .captions import caption_variants
+from .captions import caption_variants, generic_variants
 from .checkpoint import default_model_path, load_model, save_model
-from .data import TextureRecord, hue_shift_augment, load_textures, tone_augment
+from .data import TextureRecord, hue_shift_augment, hue_target_augment, load_textures, tone_augment
 from .images import save_grid
 from .losses import LossConfig, maskgit_loss, palette_features, token_weights
 from .model import PixelConfig, PixelModel
@@ -64,6 +64,8 @@ class TrainConfig:
     seed: int = 0
     palette_size: int = 255
     hue_shifts: tuple[float, ...] = (60.0, 120.0, 180.0, 240.0, 300.0)
+    hue_targets: bool = False  # colour-balanced copies (one per colour word) instead of the fixed hue_shifts
+    generic_captions: bool = False  # also caption "red diamond sword" as "a red sword" (captions.generic_variants)
     zh_prob: float = 0.3
     cond_dropout: float = 0.1
     schedule: str = "cosine"
@@ -117,10 +119,12 @@ class CaptionBank:
     English and Chinese variants are kept apart so a step can pick Chinese with probability ``zh_prob``.
     """
 
-    def __init__(self, records: list[TextureRecord], tokenize):
+    def __init__(self, records: list[TextureRecord], tokenize, generic: bool = False):
         english, chinese = [], []
         for rec in records:
             variants = caption_variants(rec.name, rec.color, rec.kind) or [rec.caption]
+            if generic:
+                variants += generic_variants(rec.name, rec.color, rec.kind)
             english.append([v for v in variants if not _is_chinese(v)] or [rec.caption])
             chinese.append([v for v in variants if _is_chinese(v)])
         width = max(len(en) + len(zh) for en, zh in zip(english, chinese))
@@ -148,7 +152,9 @@ def prepare_data(config: TrainConfig, palette: Palette | None = None) -> Trainin
     n_hold = int(len(records) * config.holdout)
     held_out = [records[i] for i in sorted(order[:n_hold])]
     train_records = [records[i] for i in sorted(order[n_hold:])]
-    if config.hue_shifts:
+    if config.hue_targets:
+        train_records = hue_target_augment(train_records) + tone_augment(train_records)
+    elif config.hue_shifts:
         train_records = hue_shift_augment(train_records, config.hue_shifts) + tone_augment(train_records)
     pixels = np.stack([r.pixels for r in train_records])
     if palette is None:
@@ -250,7 +256,7 @@ def train(config: TrainConfig) -> Path:
         (out / "train_config.json").write_text(json.dumps(asdict(config), indent=2, ensure_ascii=False))
         log.info("model: %.2fM parameters (%.2fM trainable), device %s, world size %d",
                  model.num_params() / 1e6, model.num_params(True) / 1e6, device, world)
-    captions = CaptionBank(data.records, model.text_encoder.tokenize)
+    captions = CaptionBank(data.records, model.text_encoder.tokenize, generic=config.generic_captions)
     all_tokens = data.tokens.to(device)
     per_rank = max(1, config.batch_size // world)
     start, last_log = time.time(), {}

@@ -76,3 +76,13 @@ def test_random_caption_is_seeded_and_bilingual():
     assert all("cyan" in c or "青色" in c for c in captions_a)
     english = captions.english_caption("stone", None, "block", random.Random(1))
     assert "None" not in english and "stone" in english
+
+
+def test_generic_variants_name_colour_and_head_noun_for_material_items_only():
+    assert captions.generic_variants("diamond sword", "red", "item") == [
+        "a red sword", "red sword", "一把红色的剑", "红色的剑"]
+    assert captions.generic_variants("steel ingot", "blue", "item")[2] == "一块蓝色的锭"
+    assert captions.generic_variants("apple", "red", "item") == []  # nothing to drop
+    assert captions.generic_variants("steel block", "red", "block") == []  # "a red block" says too little
+    assert captions.generic_variants("diamond sword", None, "item") == []
+    assert captions.generic_variants("fancy sword", "red", "item") == []  # not a material

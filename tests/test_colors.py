@@ -68,6 +68,24 @@ def test_color_matches_is_tolerant_but_not_blind():
     assert colors.COLOR_SYNONYMS["violet"] == "purple"
 
 
+def test_mean_hue_is_circular_and_ignores_grays_and_transparency():
+    assert colors.mean_hue(solid((0, 0, 255))) == pytest.approx(240, abs=0.5)
+    img = solid((255, 0, 12))  # hue ~357
+    img[:8] = (255, 12, 0, 255)  # hue ~3: the mean is ~0, not 180
+    assert min(colors.mean_hue(img), 360 - colors.mean_hue(img)) < 1
+    img[8:, :, 3] = 0
+    img[0] = (128, 128, 128, 255)
+    assert colors.mean_hue(img) == pytest.approx(2.8, abs=0.5)
+    assert colors.mean_hue(solid((128, 128, 128))) is None
+
+
+def test_hue_centres_classify_as_their_word():
+    # Bright and saturated (s >= 0.55 so gold is gold, v >= 0.75 so pink is pink).
+    for word, hue in colors.HUE_CENTRES.items():
+        rgb = colors.hsv_to_rgb(np.array([hue]), np.array([0.7]), np.array([0.9]))[0]
+        assert colors.dominant_color(solid(tuple(int(c) for c in rgb))) == word
+
+
 def test_hue_shift_rotates_colour_and_keeps_grays_and_alpha():
     img = solid((220, 30, 30))
     img[0] = (128, 128, 128, 255)

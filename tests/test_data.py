@@ -92,3 +92,19 @@ def test_hue_shift_augment_recolours_and_recaptions():
     assert any(c.caption.endswith("gold ingot") and c.caption != "gold ingot" for c in copies)
     one_each = data.hue_shift_augment([red], shifts=(120, 240), rng=random.Random(0))
     assert len(one_each) == 2
+
+
+def test_hue_target_augment_gives_each_colour_word_one_copy():
+    # A bright red sprite lands on every chromatic word except red itself; a dull one cannot reach pink or gold.
+    red = data.TextureRecord(sprite((230, 60, 60)), "apple", "red", "item", "red apple", "x.png")
+    gray = data.TextureRecord(sprite((128, 128, 128)), "stone", "gray", "block", "stone", "y")
+    out = data.hue_target_augment([red, gray])
+    assert out[:2] == [red, gray]
+    copies = out[2:]
+    found = [c.color for c in copies]
+    assert len(found) == len(set(found)), "one copy per colour word"
+    assert set(found) == {"orange", "gold", "yellow", "green", "cyan", "blue", "purple", "pink"}
+    assert all(c.source.startswith("x.png#hue") and c.name == "apple" for c in copies)
+    assert {c.caption for c in copies} >= {"orange apple", "cyan apple"}
+    dull = data.TextureRecord(sprite((110, 20, 20)), "apple", "red", "item", "red apple", "d")
+    assert "pink" not in {c.color for c in data.hue_target_augment([dull])[1:]}

@@ -3,8 +3,9 @@ import json
 import numpy as np
 import pytest
 
-from pixelcore.evaluate import (PromptSpec, copy_rate, diversity, evaluate, isolated_share, kind_matches,
-                                format_per_prompt, load_prompts, score_samples, unique_colors)
+from pixelcore.evaluate import (PromptSpec, copy_rate, copy_references, diversity, evaluate, isolated_share,
+                                format_per_prompt, kind_matches, load_prompts, score_samples, unique_colors)
+from pixelcore.palette import Palette
 
 from conftest import make_texture
 
@@ -84,6 +85,17 @@ def test_copy_rate_counts_exact_copies_and_ignores_hidden_rgb():
     assert copy_rate(np.stack([changed]), training) == 0.0
     assert copy_rate(np.zeros((0, 16, 16, 4), np.uint8), training) == 0.0
     assert score_samples([PromptSpec("x")], np.stack([copy, changed])[None], training)["copy_rate"] == 0.5
+
+
+def test_a_memorised_texture_counts_as_a_copy_once_quantized():
+    # The model can only draw palette colours: its copy of an off-palette training texture is the quantized one.
+    texture = make_texture((200, 40, 40), "item")
+    palette = Palette.from_colors(np.array([[190, 30, 30], [20, 20, 20]], np.uint8))
+    drawn = palette.dequantize(palette.quantize(texture)).numpy()
+    assert not np.array_equal(drawn, texture)
+    assert copy_rate(drawn[None], texture[None]) == 0.0
+    references = copy_references(texture[None], palette)
+    assert len(references) == 2 and copy_rate(drawn[None], references) == 1.0
 
 
 def test_load_prompts(tmp_path):

@@ -13,10 +13,12 @@ from pixelcore.data import TextureRecord
 from pixelcore.experiments import features as feat
 from pixelcore.experiments.ar import ARModel, load_ar, sample_ar, save_ar
 from pixelcore.experiments.retrieval import RetrievalModel
+from pixelcore.experiments.__main__ import main as experiments_main
 from pixelcore.experiments.runner import ExperimentConfig, run
 from pixelcore.experiments.table import render
 from pixelcore.model import PixelConfig
 from pixelcore.palette import Palette
+from pixelcore.train import TrainConfig, train
 
 COLORS = [
     (200, 30, 30),
@@ -162,3 +164,22 @@ def test_quick_run_end_to_end_writes_table(tiny_data, tmp_path):
     doc = render(tmp_path / "runs", tmp_path / "docs" / "RESULTS.md").read_text()
     assert "| `ar`" in doc and "| `no_2d`" in doc and "img/s b32" in doc
     assert (tmp_path / "docs" / "results" / "maskgit_public.png").exists()
+
+
+def test_adapt_scores_a_model_on_the_held_out_part_of_a_pack(tiny_data, tmp_path, capsys):
+    data, prompts = tiny_data
+    model = train(TrainConfig(data=str(data), out=str(tmp_path / "ft"), preset="tiny", steps=2, batch_size=4,
+                              sample_every=0, device="cpu", holdout=0.25, hue_shifts=()))
+    out = tmp_path / "adapt"
+    args = ["adapt", str(model), "--pack", str(data), "--out", str(out), "--feature-steps", "3", "--seeds", "1",
+            "--public-prompts", str(prompts), "--holdout", "0.25"]
+    assert experiments_main(args) == 0
+    report = json.loads((out / "adapt.json").read_text())
+    (row,) = report["models"]
+    assert row["model"] == str(model) and row["fd"] >= 0 and 0 <= row["pack_kind_adherence"] <= 1
+    assert report["references"]["n_heldout"] == 2  # a quarter of eight textures
+    with Image.open(out / row["grid"]) as grid:  # each held-out original beside its sample
+        assert grid.size[0] >= 4 * 16
+    assert "reference: noise" in capsys.readouterr().out
+    # Without held-out textures there is nothing to compare with: a clear error, not a crash.
+    assert experiments_main([*args[:-1], "0", "--out", str(tmp_path / "none")]) == 2

@@ -1,4 +1,5 @@
 import json
+import re
 import logging
 import os
 import shutil
@@ -161,3 +162,24 @@ def test_kept_checkpoints_average_into_one_release_file(tmp_path, texture_dir):
     with pytest.raises(CheckpointError, match="at least two"):
         average_models(kept[:1], tmp_path / "bad.safetensors")
     assert not (tmp_path / "bad.safetensors").exists()
+
+
+def test_caption_bank_adds_generic_captions_only_when_asked():
+    from pixelcore.data import TextureRecord
+    from pixelcore.train import CaptionBank
+
+    rec = TextureRecord(np.zeros((16, 16, 4), np.uint8), "diamond sword", "red", "item", "red diamond sword", "x")
+    def tokenize(texts):
+        return torch.arange(len(texts)).unsqueeze(1)
+    plain, generic = CaptionBank([rec], tokenize), CaptionBank([rec], tokenize, generic=True)
+    assert generic.n_english.item() == plain.n_english.item() + 2  # "a red sword", "red sword"
+    assert generic.n_chinese.item() == plain.n_chinese.item() + 2  # 一把红色的剑, 红色的剑
+
+
+def test_train_with_colour_balanced_augmentation(tmp_path, texture_dir, caplog):
+    with caplog.at_level(logging.INFO, logger="pixelcore.train"):
+        train(_config(texture_dir, tmp_path / "run", steps=1, sample_every=0, hue_targets=True,
+                      generic_captions=True))
+    line = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("training set:"))
+    total, originals = (int(x) for x in re.match(r"training set: (\d+) textures \((\d+)", line).groups())
+    assert total > 2 * originals  # several colour words per chromatic texture

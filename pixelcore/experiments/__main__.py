@@ -1,4 +1,4 @@
-"""Command line: ``python -m pixelcore.experiments {run,features,eval,speed,table}``."""
+"""Command line: ``python -m pixelcore.experiments {run,features,eval,speed,table,adapt}``."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 
 import torch
 
+from .adapt import adapt_report
 from .runner import SYSTEMS, ExperimentConfig, evaluate_system, measure_speed, prepare_features, run
 from .table import render
 
@@ -55,6 +56,16 @@ def main(argv: list[str] | None = None) -> int:
     t = sub.add_parser("table", help="render the results markdown")
     t.add_argument("--runs", default="runs/experiments")
     t.add_argument("--out", default="docs/RESULTS.md")
+    a = sub.add_parser("adapt", help="score models on a pack's held-out textures (after a fine-tune on the rest)")
+    a.add_argument("models", nargs="+", help="release .safetensors files ('default' = the shipped model)")
+    a.add_argument("--pack", required=True, help="the pack the fine-tune trained on")
+    a.add_argument("--out", default="runs/adapt")
+    a.add_argument("--holdout", type=float, default=0.1, help="as given to train --holdout")
+    a.add_argument("--seed", type=int, default=0, help="as given to train --seed")
+    a.add_argument("--feature-steps", dest="feature_steps", type=int, default=1000)
+    a.add_argument("--seeds", type=int, default=4, help="samples per public prompt")
+    a.add_argument("--public-prompts", dest="public_prompts", default="eval/prompts_public.jsonl")
+    a.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if getattr(args, "threads", 0):
@@ -62,6 +73,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "table":
             log.info("wrote %s", render(args.runs, args.out))
+            return 0
+        if args.command == "adapt":
+            config = ExperimentConfig(data=args.pack, out=args.out, holdout=args.holdout, seed=args.seed,
+                                      feature_steps=args.feature_steps)
+            print(adapt_report(config, args.models, args.public_prompts, args.seeds))  # the command's result
             return 0
         config = _config(args)
         if args.command == "run":

@@ -31,7 +31,7 @@ import torch
 
 from ..captions import english_caption
 from ..checkpoint import load_model
-from ..evaluate import PromptSpec, load_prompts, score_samples
+from ..evaluate import PromptSpec, copy_references, load_prompts, score_samples
 from ..images import save_grid
 from ..losses import LossConfig
 from ..palette import Palette
@@ -101,6 +101,9 @@ class ExperimentConfig:
     feature_steps: int = 0  # 0 = the mode's default
     sample_steps: int = DEFAULT_STEPS
     cfg_scale: float = 3.0
+    # Sampling temperature for MaskGIT and AR alike; 0 = each one's own default (MaskGIT 0.7, AR 1.0), as the
+    # published tables were made. A lower temperature trades diversity (and FD) for adherence.
+    temperature: float = 0.0
     speed_repeats: int = 3
 
     def resolved(self) -> ExperimentConfig:
@@ -148,7 +151,7 @@ class ExperimentConfig:
         )
 
 
-def _split(config: ExperimentConfig):
+def training_split(config: ExperimentConfig):
     """Training records (augmented) and held-out originals, exactly as every system's training split them."""
     cheap = Palette.from_colors(np.array([[0, 0, 0]], np.uint8))  # skips palette fitting; tokens unused here
     return prepare_data(
@@ -174,7 +177,7 @@ def prepare_features(config: ExperimentConfig, force: bool = False) -> Path:
     path = out / "features.safetensors"
     if path.exists() and (out / "references.json").exists() and not force:
         return path
-    split = _split(config)
+    split = training_split(config)
     if not split.held_out:
         raise ValueError("the distribution metric needs held-out textures: set holdout > 0")
     net = feat.train_feature_net(
@@ -212,6 +215,7 @@ def load_system(config: ExperimentConfig, name: str) -> tuple[BatchGenerator, in
         return (lambda prompts, n, seed: model.retrieve(prompts, n)), sum(
             p.numel() for p in model.parameters()
         )
+    temperature = {"temperature": config.temperature} if config.temperature > 0 else {}
     if kind == "ar":
         model = load_ar(path, device)
 
@@ -222,6 +226,7 @@ def load_system(config: ExperimentConfig, name: str) -> tuple[BatchGenerator, in
                 batch_size=n,
                 cfg_scale=config.cfg_scale,
                 generator=torch.Generator().manual_seed(seed),
+                **temperature,
             )
             return (
                 model.palette.dequantize(tokens).cpu().numpy().reshape(len(prompts), n, *tokens.shape[1:], 4)
@@ -238,6 +243,7 @@ def load_system(config: ExperimentConfig, name: str) -> tuple[BatchGenerator, in
             cfg_scale=config.cfg_scale,
             batch_size=n,
             generator=torch.Generator().manual_seed(seed),
+            **temperature,
         )
         return model.palette.dequantize(tokens).cpu().numpy().reshape(len(prompts), n, *tokens.shape[1:], 4)
 
@@ -265,8 +271,13 @@ def evaluate_system(config: ExperimentConfig, name: str) -> dict:
     """Scores one trained system on both prompt sets and on the held-out captions; writes metrics.json."""
     out = Path(config.out) / name
     generate, n_params = load_system(config, name)
-    split = _split(config)
+    split = training_split(config)
     training = np.stack([r.pixels for r in split.records])
+    kind = SYSTEMS[name].kind
+    if kind != "retrieval":  # retrieval returns the textures themselves; the others draw them quantized
+        path = out / "model.safetensors"
+        palette = (load_ar(path, torch.device("cpu")) if kind == "ar" else load_model(path)).palette
+        training = copy_references(training, palette)
     metrics: dict = {"system": name, "label": SYSTEMS[name].label, "params": n_params}
     S = config.seeds_per_prompt
     for set_name, prompt_path in (("public", config.public_prompts), ("novel", config.novel_prompts)):

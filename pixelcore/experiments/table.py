@@ -211,6 +211,8 @@ def render(runs: str | Path, out: str | Path) -> Path:
         f"Mode **{mode}**: preset `{config.get('preset')}`, {config.get('minutes_per_system')} min per "
         f"system (step cap {config.get('max_steps')}), batch {config.get('batch_size')}, device "
         f"`{config.get('device')}`, held-out share {config.get('holdout')}, seed {config.get('seed')}. "
+        f"Sampling: guidance {config.get('cfg_scale', 3.0)}, temperature "
+        f"{config.get('temperature') or 'MaskGIT 0.7, AR 1.0'}. "
         f"Speed measured on `{device}` with "
         f"{speed.get('threads', '?')} torch threads, MaskGIT at {speed.get('sample_steps', '?')} rounds; "
         f"AR with KV cache (batch 1 without cache: "
