@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY="${PYTHON:-python}"
 OUT="${OUT:-runs/silk}"
-mkdir -p "$OUT/deb"
+mkdir -p "$OUT/deb" data
 if [ ! -d data/silk ]; then
   (cd "$OUT/deb" && apt-get download famfamfam-silk)
   dpkg-deb -x "$OUT"/deb/famfamfam-silk_*.deb "$OUT/deb/x"
