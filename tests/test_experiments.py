@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -183,3 +184,24 @@ def test_adapt_scores_a_model_on_the_held_out_part_of_a_pack(tiny_data, tmp_path
     assert "reference: noise" in capsys.readouterr().out
     # Without held-out textures there is nothing to compare with: a clear error, not a crash.
     assert experiments_main([*args[:-1], "0", "--out", str(tmp_path / "none")]) == 2
+
+
+def test_one_temperature_reaches_both_samplers(tiny_data, tmp_path, monkeypatch):
+    from pixelcore.experiments import runner
+
+    data, prompts = tiny_data
+    config = ExperimentConfig(data=str(data), out=str(tmp_path / "runs"), preset="tiny", batch_size=4, max_steps=1,
+                              minutes_per_system=1.0, holdout=0.25, feature_steps=3, sample_steps=2)
+    for name in ("maskgit", "ar"):
+        runner.train_system(config.resolved(), name)
+    seen = []
+    real_sample, real_sample_ar = runner.sample, runner.sample_ar
+    monkeypatch.setattr(runner, "sample", lambda *a, **k: seen.append(k.get("temperature")) or real_sample(*a, **k))
+    monkeypatch.setattr(runner, "sample_ar",
+                        lambda *a, **k: seen.append(k.get("temperature")) or real_sample_ar(*a, **k))
+    for temperature, expected in ((0.0, [None, None]), (1.3, [1.3, 1.3])):  # 0 = each sampler's own default
+        seen.clear()
+        for name in ("maskgit", "ar"):
+            generate, _ = runner.load_system(replace(config.resolved(), temperature=temperature), name)
+            assert generate(["a red sword"], 1, 0).shape == (1, 1, 16, 16, 4)
+        assert seen == expected
