@@ -182,6 +182,7 @@ def test_adapt_scores_a_model_on_the_held_out_part_of_a_pack(tiny_data, tmp_path
     with Image.open(out / row["grid"]) as grid:  # each held-out original beside its sample
         assert grid.size[0] >= 4 * 16
     assert "reference: noise" in capsys.readouterr().out
+    assert experiments_main([*args[:1], "missing.safetensors", *args[2:]]) == 2  # named in the log, no crash
     # Without held-out textures there is nothing to compare with: a clear error, not a crash.
     assert experiments_main([*args[:-1], "0", "--out", str(tmp_path / "none")]) == 2
 

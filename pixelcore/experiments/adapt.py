@@ -91,6 +91,9 @@ def format_table(rows: list[dict], refs: dict) -> str:
 
 def adapt_report(config: ExperimentConfig, models: list[str], public_prompts: str, seeds: int = 4) -> str:
     """Trains the pack's feature net (once), scores every model, writes ``adapt.json`` and returns the table."""
+    missing = [m for m in models if m != "default" and not Path(m).is_file()]
+    if missing:  # before the feature net's half minute of training
+        raise ValueError(f"no such model file: {', '.join(missing)}")
     prepare_features(config)
     refs = json.loads((Path(config.out) / "references.json").read_text())
     rows = [score_model(config, m, public_prompts, seeds) for m in models]
