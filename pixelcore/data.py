@@ -239,6 +239,16 @@ def tone_augment(records: Sequence[TextureRecord]) -> list[TextureRecord]:
     return out
 
 
+def _hue_copy(rec: TextureRecord, degrees: float) -> TextureRecord | None:
+    """``rec`` hue-rotated by ``degrees``, with its colour recomputed and recaptioned; None if it has none."""
+    pixels = colors.hue_shift(rec.pixels, degrees)
+    new_color = colors.dominant_color(pixels)
+    if new_color is None:
+        return None
+    return replace(rec, pixels=pixels, color=new_color, caption=_recolor(rec, new_color),
+                   source=f"{rec.source}#hue{int(degrees)}")
+
+
 def hue_shift_augment(records: Sequence[TextureRecord],
                       shifts: Sequence[float] = (60, 120, 180, 240, 300),
                       rng: random.Random | None = None) -> list[TextureRecord]:
@@ -259,13 +269,9 @@ def hue_shift_augment(records: Sequence[TextureRecord],
             continue
         chosen = [rng.choice(list(shifts))] if rng is not None else list(shifts)
         for degrees in chosen:
-            pixels = colors.hue_shift(rec.pixels, degrees)
-            new_color = colors.dominant_color(pixels)
-            if new_color is None or new_color == rec.color:
-                continue
-            out.append(replace(rec, pixels=pixels, color=new_color,
-                               caption=_recolor(rec, new_color),
-                               source=f"{rec.source}#hue{int(degrees)}"))
+            copy = _hue_copy(rec, degrees)
+            if copy is not None and copy.color != rec.color:
+                out.append(copy)
     return out
 
 
@@ -294,12 +300,8 @@ def hue_target_augment(records: Sequence[TextureRecord],
             continue
         have = {rec.color}
         for target in (centres or colors.HUE_CENTRES).values():
-            degrees = round((target - hue) % 360.0)
-            pixels = colors.hue_shift(rec.pixels, degrees)
-            new_color = colors.dominant_color(pixels)
-            if new_color is None or new_color in have:
-                continue
-            have.add(new_color)
-            out.append(replace(rec, pixels=pixels, color=new_color, caption=_recolor(rec, new_color),
-                               source=f"{rec.source}#hue{degrees}"))
+            copy = _hue_copy(rec, round((target - hue) % 360.0))
+            if copy is not None and copy.color not in have:
+                have.add(copy.color)
+                out.append(copy)
     return out

@@ -24,23 +24,22 @@ from pathlib import Path
 import numpy as np
 
 from ..checkpoint import default_model_path, load_model
-from ..evaluate import Generator, PromptSpec, copy_references, load_prompts, model_generator, score_samples
+from ..evaluate import PromptSpec, copy_references, evaluate, load_prompts, model_generator, score_samples
 from ..images import save_grid
 from . import features as feat
+from ..train import TrainingSet
 from .runner import ExperimentConfig, heldout_prompts, prepare_features, training_split
 
 log = logging.getLogger(__name__)
 
 
-def _samples(generate: Generator, prompts: list[str], seeds: int, seed: int) -> np.ndarray:
-    return np.stack([generate(p, seeds, seed + i) for i, p in enumerate(prompts)])  # (P, S, H, W, 4)
-
-
-def score_model(config: ExperimentConfig, model_path: str, public_prompts: str, seeds: int = 4) -> dict:
+def score_model(config: ExperimentConfig, split: TrainingSet, model_path: str, public_prompts: str,
+                seeds: int = 4) -> dict:
     """Scores one model on the pack's held-out textures and on the public prompts; writes grids to config.out.
 
     Args:
         config: Pack (``data``), output folder, held-out share and seed; must match the fine-tune's split.
+        split: :func:`training_split` of ``config`` (the same for every model).
         model_path: A release ``.safetensors``, or "default" for the shipped model.
         public_prompts: The public prompt set (forgetting check).
         seeds: Samples per public prompt.
@@ -48,17 +47,15 @@ def score_model(config: ExperimentConfig, model_path: str, public_prompts: str, 
     path = default_model_path() if model_path == "default" else Path(model_path)
     model = load_model(path)
     generate = model_generator(model)
-    split = training_split(config)
     prompts = heldout_prompts(split.held_out)
     real = np.stack([r.pixels for r in split.held_out])
-    generated = _samples(generate, prompts, 1, config.seed)[:, 0]
+    generated = np.stack([generate(p, 1, config.seed + i)[0] for i, p in enumerate(prompts)])  # seeds as eval
     net = feat.load_feature_net(Path(config.out) / "features.safetensors")
     real_f, gen_f = feat.extract_features(net, real), feat.extract_features(net, generated)
     specs = [PromptSpec(p, r.color, r.kind) for p, r in zip(prompts, split.held_out)]
     training = copy_references(np.stack([r.pixels for r in split.records]), model.palette)
     pack = score_samples(specs, generated[:, None], training)
-    public_specs = load_prompts(public_prompts)
-    public = score_samples(public_specs, _samples(generate, [s.prompt for s in public_specs], seeds, config.seed))
+    public = evaluate(generate, load_prompts(public_prompts), seeds=seeds, seed=config.seed)
     tag = path.parent.name if path.name == "model.safetensors" else path.stem
     pairs = np.stack([real, generated], axis=1).reshape(-1, *real.shape[1:])  # real, generated, real, ...
     save_grid(pairs, Path(config.out) / f"{tag}_heldout.png", cols=16)
@@ -96,7 +93,8 @@ def adapt_report(config: ExperimentConfig, models: list[str], public_prompts: st
         raise ValueError(f"no such model file: {', '.join(missing)}")
     prepare_features(config)
     refs = json.loads((Path(config.out) / "references.json").read_text())
-    rows = [score_model(config, m, public_prompts, seeds) for m in models]
+    split = training_split(config)
+    rows = [score_model(config, split, m, public_prompts, seeds) for m in models]
     for row in rows:
         log.info("%s", row)
     (Path(config.out) / "adapt.json").write_text(json.dumps({"references": refs, "models": rows}, indent=2))
