@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from pathlib import Path
 
 import torch
@@ -168,26 +169,44 @@ def _carried_metadata(path: str | Path) -> dict[str, str]:
     return {k: v for k, v in read_metadata(path).items() if k not in ("format", "format_version", "config")}
 
 
-def average_models(paths: list[str | Path], dst: str | Path, dtype: torch.dtype = torch.float16) -> Path:
-    """Writes the uniform average of the weights of several checkpoints of one run (same config and palette).
+def average_models(paths: list[str | Path], dst: str | Path, dtype: torch.dtype = torch.float16,
+                   weights: list[float] | None = None) -> Path:
+    """Writes the average of the weights of several checkpoints of one lineage (same config and palette).
 
     Averaging the last checkpoints of a small-batch run smooths the step-to-step noise of its weights (as
-    stochastic weight averaging does). The metadata keeps the last file's training record and lists the sources.
+    stochastic weight averaging does). ``weights`` (one per file, any positive scale) makes it a weighted
+    average, e.g. of a model and its own fine-tune. The metadata keeps the last file's training record and
+    lists the sources (and the normalised weights, when given).
 
     Raises:
-        CheckpointError: for fewer than two files, or files whose config or palette differ (naming them).
+        CheckpointError: for fewer than two files, a weight list of the wrong length or with a negative,
+            non-finite or all-zero weight, or files whose config or palette differ (naming them).
     """
     if len(paths) < 2:
         raise CheckpointError(f"averaging needs at least two checkpoints, got {len(paths)}")
+    if weights is not None:
+        if len(weights) != len(paths):
+            raise CheckpointError(f"got {len(weights)} weights for {len(paths)} checkpoints: give one per file")
+        if not all(math.isfinite(w) and w >= 0 for w in weights) or sum(weights) <= 0:
+            raise CheckpointError(f"weights must be finite, non-negative and not all zero, got {weights}")
+    coefficients = torch.tensor(weights if weights is not None else [1.0] * len(paths), dtype=torch.float64)
+    coefficients = coefficients / coefficients.sum()
     models = [load_model(p) for p in paths]
     first = models[0]
     for path, model in zip(paths[1:], models[1:]):
         if model.config != first.config or not torch.equal(model.palette.colors, first.palette.colors):
             raise CheckpointError(f"{path}: its config or palette differs from {paths[0]}: only checkpoints of "
-                                  "one run can be averaged")
+                                  "one run, or of a model and its fine-tunes, can be averaged")
     states = [m.state_dict() for m in models]
-    first.load_state_dict({key: torch.stack([s[key] for s in states]).mean(0) if value.is_floating_point()
-                           else value for key, value in states[0].items()})
+
+    def mean(key: str) -> torch.Tensor:
+        stacked = torch.stack([s[key].double() for s in states])
+        return (coefficients.view(-1, *[1] * (stacked.dim() - 1)) * stacked).sum(0).to(states[0][key].dtype)
+
+    first.load_state_dict({key: mean(key) if value.is_floating_point() else value
+                           for key, value in states[0].items()})
     extra = _carried_metadata(paths[-1])
     extra["averaged_from"] = json.dumps([Path(p).name for p in paths])
+    if weights is not None:
+        extra["averaged_weights"] = json.dumps([round(float(c), 6) for c in coefficients])
     return save_model(first, dst, dtype=dtype, extra_metadata=extra)

@@ -112,7 +112,7 @@ _DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}
 def cmd_average(args: argparse.Namespace) -> int:
     from .checkpoint import average_models
 
-    log.info("wrote %s", average_models(args.src, args.out, _DTYPES[args.dtype]))
+    log.info("wrote %s", average_models(args.src, args.out, _DTYPES[args.dtype], weights=args.weights))
     return 0
 
 
@@ -213,8 +213,11 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--dtype", choices=list(_DTYPES), default="fp16")
     x.set_defaults(func=cmd_export)
 
-    a = sub.add_parser("average", help="average the weights of checkpoints of one run (e.g. its last few)")
-    a.add_argument("src", nargs="+", help="two or more .safetensors of the same run")
+    a = sub.add_parser("average", help="average the weights of checkpoints of one run (e.g. its last few), or of "
+                                       "a model and its fine-tune")
+    a.add_argument("src", nargs="+", help="two or more .safetensors of the same run or lineage")
+    a.add_argument("--weights", type=float, nargs="+", metavar="W",
+                   help="one weight per file (normalised to sum 1); default: uniform")
     a.add_argument("-o", "--out", required=True)
     a.add_argument("--dtype", choices=list(_DTYPES), default="fp16")
     a.set_defaults(func=cmd_average)

@@ -160,3 +160,8 @@ def test_average_of_one_file_is_refused_with_a_message(tmp_path, saved_tiny_mode
                  "--dtype", "fp32"]) == 0
     for key, value in load_model(saved_tiny_model).state_dict().items():
         torch.testing.assert_close(load_model(tmp_path / "avg.safetensors").state_dict()[key], value)
+    with caplog.at_level(logging.ERROR, logger="pixelcore"):
+        assert main(["average", str(saved_tiny_model), str(saved_tiny_model), "--weights", "1",
+                     "-o", str(tmp_path / "weighted.safetensors")]) == 2
+    assert "1 weights for 2 checkpoints" in caplog.text
+    assert not (tmp_path / "weighted.safetensors").exists()

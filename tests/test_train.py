@@ -154,6 +154,16 @@ def test_kept_checkpoints_average_into_one_release_file(tmp_path, texture_dir):
     torch.testing.assert_close(mean.state_dict()[key], (a.state_dict()[key] + b.state_dict()[key]) / 2)
     assert json.loads(read_metadata(averaged)["averaged_from"]) == [p.name for p in kept]
     assert json.loads(read_metadata(averaged)["training"])["step"] == 4
+    assert "averaged_weights" not in read_metadata(averaged)
+
+    weighted = average_models(kept, tmp_path / "weighted.safetensors", dtype=torch.float32, weights=[1.0, 3.0])
+    torch.testing.assert_close(load_model(weighted).state_dict()[key],
+                               0.25 * a.state_dict()[key] + 0.75 * b.state_dict()[key])
+    assert json.loads(read_metadata(weighted)["averaged_weights"]) == [0.25, 0.75]
+    for bad, message in (([1.0], "2 checkpoints"), ([1.0, -1.0], "non-negative"), ([0.0, 0.0], "not all zero"),
+                         ([1.0, float("nan")], "finite")):
+        with pytest.raises(CheckpointError, match=message):
+            average_models(kept, tmp_path / "bad.safetensors", weights=bad)
 
     other = train(_config(texture_dir, tmp_path / "other", steps=1, sample_every=0, hue_shifts=(),
                           model_overrides={"n_layer": 2}))
