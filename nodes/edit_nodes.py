@@ -230,7 +230,7 @@ class PaletteLock:
 
 class MaskGITSampleAdvanced:
     DESCRIPTION = ("MaskGIT Sample with control: seamless tiles (the network wraps around the edges, for "
-                   "blocks) and an optional palette lock.")
+                   "blocks), opaque tiles (no transparent pixels, for blocks) and an optional palette lock.")
     CATEGORY = "PixelCore/edit"
     RETURN_TYPES = (TOKENS,)
     RETURN_NAMES = ("tokens",)
@@ -242,14 +242,16 @@ class MaskGITSampleAdvanced:
         return {"required": {"model": MODEL_IN, "conditioning": COND_IN, **SAMPLING,
                              "batch_size": ("INT", {"default": 1, "min": 1, "max": MAX_NODE_BATCH,
                                                     "tooltip": "Textures per prompt."}),
-                             "seamless": ("BOOLEAN", {**SEAMLESS_IN[1], "default": True})},
+                             "seamless": ("BOOLEAN", {**SEAMLESS_IN[1], "default": True}),
+                             "opaque": ("BOOLEAN", {"default": False, "tooltip": "Never draw transparent "
+                                                    "pixels: a tile with no holes (for blocks)."})},
                 "optional": {"palette_lock": LOCK_IN}}
 
-    def generate(self, model, conditioning, seed, steps, cfg, temperature, batch_size, seamless,
+    def generate(self, model, conditioning, seed, steps, cfg, temperature, batch_size, seamless, opaque=False,
                  palette_lock=None):
         count = len(conditioning) * batch_size
         out = _run(model, steps, seed, lambda gen, cb: editing.sample_around(
-            model, conditioning, None, None, count, seamless=seamless,
+            model, conditioning, None, None, count, seamless=seamless, opaque=opaque,
             allowed_tokens=_allowed(model, palette_lock), **_settings(steps, cfg, temperature, gen, cb)))
         n = len(conditioning)
         return (PixelTokens.from_batches(out, model.palette, conditioning, n, batch_size, seed),)

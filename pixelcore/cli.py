@@ -24,6 +24,7 @@ def _device(name: str) -> torch.device:
 
 def cmd_generate(args: argparse.Namespace) -> int:
     from .checkpoint import default_model_path, load_model
+    from .editing import opaque_only
     from .images import MAX_SCALE, save_png, upscale_nearest
     from .sampling import encode_prompt, sample
 
@@ -34,14 +35,15 @@ def cmd_generate(args: argparse.Namespace) -> int:
         raise ValueError(f"--scale must be in 1..{MAX_SCALE} (1 = no enlargement), got {args.scale}")
     model = load_model(args.model or default_model_path(), device=_device(args.device))
     cond = encode_prompt(model, args.prompt, args.negative or None)
-    tokens = sample(model, cond, steps=args.steps, cfg_scale=args.cfg, temperature=args.temperature,
-                    batch_size=args.n, generator=torch.Generator().manual_seed(args.seed))
+    with opaque_only(model, args.opaque):
+        tokens = sample(model, cond, steps=args.steps, cfg_scale=args.cfg, temperature=args.temperature,
+                        batch_size=args.n, generator=torch.Generator().manual_seed(args.seed))
     textures = model.palette.dequantize(tokens).cpu().numpy()
     for i, rgba in enumerate(textures):
         path = out if args.n == 1 else out.with_name(f"{out.stem}_{i}{out.suffix}")
         meta = {"prompt": args.prompt, "negative": args.negative or "", "seed": str(args.seed),
                 "index": str(i), "steps": str(args.steps), "cfg": str(args.cfg),
-                "model": Path(args.model or "default").name}
+                "model": Path(args.model or "default").name, **({"opaque": "true"} if args.opaque else {})}
         save_png(rgba, path, meta)
         log.info("wrote %s", path)
         if args.scale > 1:
@@ -146,6 +148,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--cfg", type=float, default=DEFAULT_CFG, help="classifier-free guidance scale (0..30, 1 = none)")
     g.add_argument("--temperature", type=float, default=DEFAULT_TEMPERATURE, help="sampling temperature (0..5]")
     g.add_argument("--n", type=int, default=1, help="number of textures (written as NAME_i.png)")
+    g.add_argument("--opaque", action="store_true",
+                   help="never draw transparent pixels: a tile with no holes (for blocks)")
     g.add_argument("--scale", type=int, default=1,
                    help="also write a nearest-neighbour enlargement (2..64; 1 = none)")
     g.add_argument("--device", default="auto")

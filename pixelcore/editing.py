@@ -123,17 +123,19 @@ def opaque_only(model: PixelModel, enabled: bool = True) -> Iterator[PixelModel]
 
 
 def sample_around(model: PixelModel, cond: Conditioning, init: torch.Tensor | None, keep: torch.Tensor | None,
-                  count: int, *, seamless: bool = False, allowed_tokens: torch.Tensor | None = None,
-                  **sample_kwargs) -> torch.Tensor:
+                  count: int, *, seamless: bool = False, opaque: bool = False,
+                  allowed_tokens: torch.Tensor | None = None, **sample_kwargs) -> torch.Tensor:
     """Samples ``count`` grids keeping ``init`` where ``keep`` is True (both (1 or count, G, G), or None).
 
     ``cond`` holds one prompt (used for every grid), or P prompts with ``count`` a multiple of P: the grids
     are then prompt-major (``count // P`` for the first prompt, then the next), as :func:`sample` makes them.
+    ``opaque`` never draws the transparent token, for a tile with no holes (a block); kept cells stay as
+    they are.
     """
     if count % len(cond):
         raise ValueError(f"got {len(cond)} prompts for {count} textures: give one prompt, or one per texture")
     batch_size = count // len(cond)
-    with seamless_mode(model, seamless):
+    with seamless_mode(model, seamless), opaque_only(model, opaque):
         return sample(model, cond, batch_size=batch_size, init_tokens=init, keep_mask=keep,
                       allowed_tokens=allowed_tokens, **sample_kwargs)
 

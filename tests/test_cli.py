@@ -72,6 +72,11 @@ def test_generate_in_process_with_a_given_model(tmp_path, saved_tiny_model):
         assert _read_png(tmp_path / f"many_{i}.png")[1]["negative"] == "blurry"
         assert (tmp_path / f"many_{i}_x4.png").is_file()
     assert not (tmp_path / "many.png").exists()
+    assert run("hot.png", "--temperature", "3") == 0 and run("solid.png", "--opaque", "--temperature", "3") == 0
+    assert (_read_png(tmp_path / "hot.png")[0][..., 3] == 0).any()
+    solid, meta = _read_png(tmp_path / "solid.png")
+    assert (solid[..., 3] == 255).all() and meta["opaque"] == "true"
+    assert "opaque" not in _read_png(tmp_path / "a.png")[1]
 
 
 @pytest.mark.parametrize("args, fragment", [

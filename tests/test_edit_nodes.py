@@ -118,6 +118,11 @@ def test_seamless_sampling_node_and_tile_preview(pack, model, cond):
     tiled, tiled_mask = run(pack, "PixelCore_TilePreview", image, 3, mask)
     assert tiled.shape == (2, 48, 48, 3) and tiled_mask.shape == (2, 48, 48)
     assert torch.equal(tiled[:, 16:32, 32:48], image)
+    (solid,) = run(pack, "PixelCore_MaskGITSampleAdvanced", model, cond, **{**SETTINGS, "temperature": 3.0},
+                   batch_size=2, seamless=True, opaque=True)
+    assert not (solid.tokens == 0).any()
+    _, solid_mask = run(pack, "PixelCore_PaletteDecode", solid)
+    assert (solid_mask == 0).all()  # MASK = 1 - alpha: nothing transparent
 
 
 def test_recolor_makes_one_texture_per_variant(pack, model):

@@ -174,6 +174,23 @@ def test_seamless_sampling_gives_a_finite_score_and_restores_the_model(model, co
     assert editing.tile(np.zeros((16, 16, 4)), 3).shape == (48, 48, 4)
 
 
+def test_opaque_sampling_never_draws_transparent_but_keeps_given_cells(model, cond):
+    kwargs = {"steps": STEPS, "temperature": 3.0}
+    plain = editing.sample_around(model, cond, None, None, 4, generator=gen(12), **kwargs)
+    assert (plain == editing.TRANSPARENT).any()  # a hot, untrained sampler draws holes
+    solid = editing.sample_around(model, cond, None, None, 4, opaque=True, seamless=True, generator=gen(12),
+                                  **kwargs)
+    assert not (solid == editing.TRANSPARENT).any()
+    init = torch.full((1, 16, 16), 2)
+    init[:, :4] = editing.TRANSPARENT
+    keep = torch.zeros(1, 16, 16, dtype=torch.bool)
+    keep[:, :4] = True
+    kept = editing.sample_around(model, cond, init, keep, 2, opaque=True, generator=gen(13), **kwargs)
+    assert (kept[:, :4] == editing.TRANSPARENT).all() and not (kept[:, 4:] == editing.TRANSPARENT).any()
+    assert not model._forward_hooks  # the model is left as it was
+    assert torch.equal(editing.sample_around(model, cond, None, None, 4, generator=gen(12), **kwargs), plain)
+
+
 # --- recolour ---
 
 def test_recolor_keeps_silhouette_and_outline_and_makes_one_per_prompt(model, texture):

@@ -89,6 +89,11 @@ def main() -> None:
     save_grid(np.stack([editing.tile(rgba(model, plain[0])), editing.tile(rgba(model, seamless[0]))]),
               OUT / "seamless.png", cols=2, scale=4)
 
+    leaves_cond = encode_prompt(model, "green leaves block")
+    holed = sample(model, leaves_cond, batch_size=4, generator=gen(8), **settings)
+    solid = editing.sample_around(model, leaves_cond, None, None, 4, opaque=True, generator=gen(8), **settings)
+    save_grid(rgba(model, torch.cat([holed, solid])), OUT / "opaque.png", cols=4)
+
     family = editing.recolor(model, sword, editing.recolor_prompts("red, blue, gold, green", "sword"),
                              generator=gen(6), **settings)
     save_grid(rgba(model, torch.cat([sword, family])), OUT / "recolor.png", cols=5)
