@@ -39,7 +39,8 @@ unset OMP_NUM_THREADS
 # shellcheck disable=SC2046
 "$PY" -m pixelcore average $(ls "${OUT}_ft4"/checkpoints/step_*.safetensors | tail -4) \
     -o "${OUT}_ft4/average.safetensors" --dtype fp16
-# The shipped file: 1/4 of the stage-3 average and 3/4 of the stage-4 average (kind adherence of both is kept).
+# The shipped file: 1/4 of the stage-3 average and 3/4 of the stage-4 average (the 16-seed comparison of the
+# mixes is in docs/MODEL_CARD.md).
 "$PY" -m pixelcore average "${OUT}_ft3/average.safetensors" "${OUT}_ft4/average.safetensors" --weights 1 3 \
     -o pixelcore/weights/pixelcore_default.safetensors --dtype fp16
 "$PY" -m pixelcore eval --prompts eval/prompts_novel.jsonl --train-data data/luanti --out "$OUT/eval_novel"

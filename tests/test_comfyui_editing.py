@@ -103,6 +103,7 @@ def test_seamless_workflow_scores_finite_and_previews_a_3x3_tiling(comfy):
     entry = run_ok(comfy, workflow("pixelcore_seamless_block"))
     blocks = pixels(comfy, entry, SOURCE_SAVE)
     assert len(blocks) == 2 and all(np.isfinite(seam_score(block)) for block in blocks)
+    assert all((block[..., 3] == 255).all() for block in blocks)  # the workflow turns "opaque" on
     tiled = pngs(comfy, entry, "12")
     assert [image.size for image in tiled] == [(16 * 3 * 8, 16 * 3 * 8)] * 2
 
