@@ -57,7 +57,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .losses import LossConfig
     from .train import TrainConfig, train
 
-    loss = LossConfig(weighting=not args.no_weighting, tv_weight=args.tv_weight, max_weight=args.max_weight)
+    loss = LossConfig(weighting=not args.no_weighting, tv_weight=args.tv_weight, max_weight=args.max_weight,
+                      split_alpha=args.split_alpha)
     overrides = json.loads(args.model_overrides) if args.model_overrides else {}
     names = {f.name for f in fields(TrainConfig)} - {"loss", "model_overrides", "hue_shifts"}
     values = {k: v for k, v in vars(args).items() if k in names and v is not None}
@@ -189,6 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--tv-weight", type=float, default=0.0,
                    help="total-variation weight (default 0 = off; the shipped model used 0.05)")
     t.add_argument("--max-weight", type=float, default=4.0, help="clip for the colour loss weights")
+    t.add_argument("--split-alpha", action="store_true",
+                   help="weight only the colour choice: transparent-or-opaque gets an unweighted loss")
     t.add_argument("--model-overrides", help='JSON of PixelConfig fields, e.g. \'{"conv": false}\'')
     t.set_defaults(func=cmd_train)
 

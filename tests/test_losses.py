@@ -142,3 +142,34 @@ def test_loss_falls_on_a_tiny_batch(palette):
     after = eval_loss()
     assert np.isfinite(after)
     assert after < 0.6 * before, f"loss went from {before:.3f} to {after:.3f}"
+
+
+def test_split_alpha_is_plain_cross_entropy_with_unit_weights_and_opaque_targets(palette):
+    targets, logits, masked = _random_case(palette, seed=2)
+    targets = targets.clamp_min(1)  # no transparent targets
+    ones, features = torch.ones(len(palette)), palette_features(palette)
+    split, _ = maskgit_loss(logits, targets, masked, ones, features, LossConfig(split_alpha=True))
+    assert float(split) == pytest.approx(float(F.cross_entropy(logits[masked], targets[masked])), rel=1e-5)
+
+
+def test_split_alpha_keeps_colour_weights_out_of_the_transparency_decision(palette):
+    """Two masked cells the model cannot tell apart: one transparent, one a light-weight dark colour.
+
+    Plain weighted cross entropy puts p(transparent) at 1 / (1 + 0.25) = 0.8 at its optimum; with the
+    transparency decision unweighted the optimum is the data's 0.5.
+    """
+    weights = torch.ones(len(palette))
+    weights[5] = 0.25
+    targets = torch.tensor([[[0, 5]]])  # (1, 1, 2)
+    masked = torch.ones_like(targets, dtype=torch.bool)
+    features = palette_features(palette)
+    for split, expected in ((False, 0.8), (True, 0.5)):
+        shared = torch.zeros(len(palette), requires_grad=True)
+        optimiser = torch.optim.Adam([shared], lr=0.1)
+        for _ in range(500):
+            logits = shared.expand(1, 1, 2, len(palette))
+            loss, _ = maskgit_loss(logits, targets, masked, weights, features, LossConfig(split_alpha=split))
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+        assert float(shared.detach().softmax(-1)[0]) == pytest.approx(expected, abs=0.02), split
