@@ -164,6 +164,9 @@ def test_quick_run_end_to_end_writes_table(tiny_data, tmp_path):
     )
     doc = render(tmp_path / "runs", tmp_path / "docs" / "RESULTS.md").read_text()
     assert "| `ar`" in doc and "| `no_2d`" in doc and "img/s b32" in doc
+    assert ("python -m pixelcore.experiments run --out runs/experiments --minutes-per-system 1.0 --max-steps 2 "
+            "--holdout 0.25 --seeds-per-prompt 2 --preset tiny --batch-size 4 --feature-steps 3 --sample-steps 2 "
+            "--speed-repeats 1\n") in doc
     assert (tmp_path / "docs" / "results" / "maskgit_public.png").exists()
 
 

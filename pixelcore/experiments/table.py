@@ -6,9 +6,10 @@ from __future__ import annotations
 import json
 import math
 import shutil
+from dataclasses import asdict, fields
 from pathlib import Path
 
-from .runner import SYSTEMS
+from .runner import SYSTEMS, ExperimentConfig
 
 # (metrics.json key, column title, better: "high", "low" or "" for no direction)
 COLUMNS = (
@@ -161,6 +162,22 @@ def _improvement(metrics: dict, base: dict, key: str, better: str) -> int:
     return sign if better == "high" else -sign
 
 
+# Settings that name this machine's paths, not the experiment.
+_PATH_SETTINGS = ("data", "out", "public_prompts", "novel_prompts")
+
+
+def run_command(config: dict) -> str:
+    """The ``run`` command line that repeats an experiment: the settings that differ from their defaults."""
+    known = {f.name for f in fields(ExperimentConfig)}
+    quick = bool(config.get("quick"))
+    default = asdict(ExperimentConfig(quick=quick).resolved())
+    flags = ["--quick"] if quick else []
+    for key, value in config.items():
+        if key in known and key not in _PATH_SETTINGS and key != "quick" and value != default[key]:
+            flags.append(f"--{key.replace('_', '-')} {value}")
+    return " ".join(["python -m pixelcore.experiments run --out runs/experiments", *flags])
+
+
 def render(runs: str | Path, out: str | Path) -> Path:
     """Writes the markdown report for ``runs`` to ``out`` and copies the grids to ``<out dir>/results/``.
 
@@ -240,6 +257,13 @@ def render(runs: str | Path, out: str | Path) -> Path:
         "\n".join(grids),
         "",
         "## Regenerating this file",
+        "",
+        "This table's settings (add `--jobs N` to train N systems side by side):",
+        "",
+        f"```bash\n{run_command(config)}\npython -m pixelcore.experiments table --runs runs/experiments "
+        f"--out docs/RESULTS.md\n```",
+        "",
+        "In general:",
         "",
         COMMANDS,
         "",
