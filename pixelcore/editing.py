@@ -280,8 +280,7 @@ def recolor(model: PixelModel, tokens: torch.Tensor, prompts: Sequence[str], *,
     tokens = tokens.long().to(model.device).reshape(-1, *tokens.shape[-2:]).repeat_interleave(len(prompts), 0)
     keep = structure_mask(model.palette, tokens, outline_lightness)
     cond = encode_prompt(model, prompts * (len(tokens) // len(prompts)))
-    with opaque_only(model):
-        return sample_around(model, cond, tokens, keep, len(tokens), **kwargs)
+    return sample_around(model, cond, tokens, keep, len(tokens), opaque=True, **kwargs)
 
 
 def recolor_prompts(variants: str | Sequence[str], name: str) -> list[str]:

@@ -26,8 +26,8 @@ import numpy as np
 from ..checkpoint import default_model_path, load_model
 from ..evaluate import PromptSpec, copy_references, evaluate, load_prompts, model_generator, score_samples
 from ..images import save_grid
-from . import features as feat
 from ..train import TrainingSet
+from . import features as feat
 from .runner import ExperimentConfig, heldout_prompts, prepare_features, training_split
 
 log = logging.getLogger(__name__)
