@@ -92,6 +92,51 @@ def test_frechet_distance_zero_for_identical_sets_and_large_for_noise(tmp_path):
     assert feat.kernel_distance(noise_f, real_f) > feat.kernel_distance(subset_f, real_f)
 
 
+def test_halves_distances_rank_the_real_held_out_textures_first():
+    rng = np.random.default_rng(0)
+    real = rng.normal(size=(120, 4))
+    same = feat.halves_distances(real, real, splits=10)
+    assert abs(same["kid"]) < 0.02  # unbiased: the real held-out textures reach about 0
+    assert same["fd"] > 0  # FD's small-set bias: the yardstick, not zero
+    # copies of a few typical textures: caption-matched but with too little variety
+    prototypes = real[rng.integers(0, 8, len(real))] * 0.5
+    shifted = real + 1.0
+    for made in (prototypes, shifted):
+        other = feat.halves_distances(made, real, splits=10)
+        assert other["fd"] > same["fd"] and other["kid"] > same["kid"]
+    assert feat.halves_distances(real, real, splits=10) == same  # seeded
+    with pytest.raises(ValueError, match="one made texture per held-out texture"):
+        feat.halves_distances(real[:-1], real)
+    with pytest.raises(ValueError, match="at least 4"):
+        feat.halves_distances(real[:3], real[:3])
+
+
+def test_table_leaves_out_columns_a_run_never_scored(tmp_path):
+    runs = tmp_path / "runs"
+    base = {"public_color_adherence": 0.9, "fd": 5.0, "kid": 0.2}
+    for name, extra in (("maskgit", {}), ("retrieval", {})):
+        (runs / name).mkdir(parents=True)
+        (runs / name / "metrics.json").write_text(json.dumps({**base, **extra}))
+    (runs / "references.json").write_text(json.dumps({"real_train": {"fd": 3.0, "kid": 0.01},
+                                                       "noise": {"fd": 60.0, "kid": 1.3}}))
+    old = render(runs, tmp_path / "old.md").read_text()
+    assert "FD½ ↓" not in old  # the column header; the method text still explains the metric
+    assert "real held-out textures (other half)" not in old
+    for name, fd_halves in (("maskgit", 9.0), ("retrieval", 3.7)):
+        path = runs / name / "metrics.json"
+        path.write_text(json.dumps({**json.loads(path.read_text()), "fd_halves": fd_halves, "kid_halves": 0.04}))
+    refs = json.loads((runs / "references.json").read_text())
+    refs["halves"] = {"real_heldout": {"fd": 3.0, "kid": 0.0}, "noise": {"fd": 48.0, "kid": 1.0}}
+    (runs / "references.json").write_text(json.dumps(refs))
+    new = render(runs, tmp_path / "new.md").read_text()
+    assert "| FD½ ↓ | KID½ ↓ |" in new
+    assert "| reference: real held-out textures (other half) |" in new
+    assert "FD½ real held-out 3.00, noise 48.00, retrieval's copies 3.70 — real ranked above the copies" in new
+    refs["halves"]["real_heldout"]["fd"] = 4.0  # copies beating real held-out textures: the check must say so
+    (runs / "references.json").write_text(json.dumps(refs))
+    assert "METRIC FAILS" in render(runs, tmp_path / "bad.md").read_text()
+
+
 def test_ar_sampler_shapes_seed_and_kv_cache_matches_full_forward():
     torch.manual_seed(0)
     model = ARModel(PixelConfig.tiny(), _palette()).eval()
@@ -148,7 +193,7 @@ def test_quick_run_end_to_end_writes_table(tiny_data, tmp_path):
         batch_size=4,
         max_steps=2,
         minutes_per_system=1.0,
-        holdout=0.25,
+        holdout=0.5,
         seeds_per_prompt=2,
         public_prompts=str(prompts),
         novel_prompts=str(prompts),
@@ -158,14 +203,17 @@ def test_quick_run_end_to_end_writes_table(tiny_data, tmp_path):
     )
     run(config)
     metrics = json.loads((tmp_path / "runs" / "maskgit" / "metrics.json").read_text())
-    assert {"public_color_adherence", "novel_copy_rate", "fd", "kid"} <= set(metrics)
+    assert {"public_color_adherence", "novel_copy_rate", "fd", "kid", "fd_halves", "kid_halves"} <= set(metrics)
+    refs = json.loads((tmp_path / "runs" / "references.json").read_text())
+    assert set(refs["halves"]) == {"real_heldout", "real_train", "noise"}
     assert (
         json.loads((tmp_path / "runs" / "retrieval" / "metrics.json").read_text())["novel_copy_rate"] == 1.0
     )
     doc = render(tmp_path / "runs", tmp_path / "docs" / "RESULTS.md").read_text()
     assert "| `ar`" in doc and "| `no_2d`" in doc and "img/s b32" in doc
+    assert "| reference: real held-out textures (other half) |" in doc and "Metric sanity, held-out halves" in doc
     assert ("python -m pixelcore.experiments run --out runs/experiments --minutes-per-system 1.0 --max-steps 2 "
-            "--holdout 0.25 --seeds-per-prompt 2 --preset tiny --batch-size 4 --feature-steps 3 --sample-steps 2 "
+            "--holdout 0.5 --seeds-per-prompt 2 --preset tiny --batch-size 4 --feature-steps 3 --sample-steps 2 "
             "--speed-repeats 1\n") in doc
     assert (tmp_path / "docs" / "results" / "maskgit_public.png").exists()
 

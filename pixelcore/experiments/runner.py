@@ -3,7 +3,8 @@
 Layout of an experiment directory::
 
     features.safetensors      the texture feature net of the distribution metric (seeded, training split only)
-    references.json           FD/KID of real training textures and of noise against the held-out set
+    references.json           FD/KID of real training textures and of noise against the held-out set; under
+                              "halves", those and the real held-out textures scored half against half
     <system>/model.safetensors
     <system>/metrics.json     per-sample metrics, copy rate, FD/KID, parameter count, training steps
     <system>/public.png, novel.png   sample grids (a row per prompt)
@@ -172,7 +173,7 @@ def heldout_prompts(records) -> list[str]:
 
 
 def prepare_features(config: ExperimentConfig, force: bool = False) -> Path:
-    """Trains the feature net once and records the reference distances (real training textures, noise)."""
+    """Trains the feature net once and records the reference distances (``reference_distances``)."""
     out = Path(config.out)
     path = out / "features.safetensors"
     if path.exists() and (out / "references.json").exists() and not force:
@@ -183,23 +184,43 @@ def prepare_features(config: ExperimentConfig, force: bool = False) -> Path:
     net = feat.train_feature_net(
         split.records, path, steps=config.feature_steps, seed=config.seed, device=config.device
     )
-    real = np.stack([r.pixels for r in split.held_out])
-    real_f = feat.extract_features(net, real)
-    originals = [r for r in split.records if "#hue" not in r.source]
-    rng = np.random.default_rng(config.seed)
-    subset = [originals[i] for i in rng.choice(len(originals), min(len(real), len(originals)), replace=False)]
-    refs = {}
-    for name, images in (
-        ("real_train", np.stack([r.pixels for r in subset])),
-        ("noise", feat.noise_textures(len(real), config.seed)),
-    ):
-        f = feat.extract_features(net, images)
-        refs[name] = {"fd": feat.frechet_distance(f, real_f), "kid": feat.kernel_distance(f, real_f)}
-    refs["n_heldout"] = len(real)
+    refs = reference_distances(config, net, split)
     refs["feature_scale"] = net.feature_scale
     _write_json(out / "references.json", refs)
     log.info("feature net and references written to %s: %s", out, refs)
     return path
+
+
+def reference_distances(config: ExperimentConfig, net, split) -> dict:
+    """FD/KID of the references against the held-out textures: the full-set distances of as many random
+    real training textures and of noise, and, under "halves", the same two and the real held-out textures
+    themselves scored by ``features.halves_distances``."""
+    real_f = feat.extract_features(net, np.stack([r.pixels for r in split.held_out]))
+    n = len(real_f)
+    originals = [r for r in split.records if "#hue" not in r.source]
+    rng = np.random.default_rng(config.seed)
+    subset = [originals[i] for i in rng.choice(len(originals), min(n, len(originals)), replace=False)]
+    split_ok = n >= feat.MIN_HALVES
+    refs: dict = {"halves": {"real_heldout": feat.halves_distances(real_f, real_f, seed=config.seed)}
+                  if split_ok else {}}
+    for name, images in (
+        ("real_train", np.stack([r.pixels for r in subset])),
+        ("noise", feat.noise_textures(n, config.seed)),
+    ):
+        f = feat.extract_features(net, images)
+        refs[name] = {"fd": feat.frechet_distance(f, real_f), "kid": feat.kernel_distance(f, real_f)}
+        if split_ok:
+            refs["halves"][name] = feat.halves_distances(f, real_f, seed=config.seed)
+    refs["n_heldout"] = n
+    return refs
+
+
+def _add_halves_references(config: ExperimentConfig, net, split) -> None:
+    """Adds the "halves" references to a references.json written before they existed (same net, same seed)."""
+    path = Path(config.out) / "references.json"
+    refs = json.loads(path.read_text()) if path.exists() else {}
+    if "halves" not in refs:
+        _write_json(path, {**refs, "halves": reference_distances(config, net, split)["halves"]})
 
 
 BatchGenerator = Callable[[list[str], int, int], np.ndarray]  # (prompts, n, seed) -> (P, n, G, G, 4)
@@ -290,10 +311,15 @@ def evaluate_system(config: ExperimentConfig, name: str) -> dict:
     real = np.stack([r.pixels for r in split.held_out])
     generated = _in_chunks(generate, heldout_prompts(split.held_out), 1, config.seed)[:, 0]
     real_f, gen_f = feat.extract_features(net, real), feat.extract_features(net, generated)
+    halves = (feat.halves_distances(gen_f, real_f, seed=config.seed) if len(real_f) >= feat.MIN_HALVES
+              else {"fd": float("nan"), "kid": float("nan")})
+    _add_halves_references(config, net, split)
     metrics.update(
         {
             "fd": feat.frechet_distance(gen_f, real_f),
             "kid": feat.kernel_distance(gen_f, real_f),
+            "fd_halves": halves["fd"],
+            "kid_halves": halves["kid"],
             "heldout_copy_rate": float(
                 score_samples([PromptSpec("x")], generated[None], training)["copy_rate"]
             ),

@@ -22,6 +22,16 @@ COLUMNS = (
     ("novel_copy_rate", "copy rate (novel) ↓", "low"),
     ("fd", "FD ↓", "low"),
     ("kid", "KID ↓", "low"),
+    ("fd_halves", "FD½ ↓", "low"),
+    ("kid_halves", "KID½ ↓", "low"),
+)
+# Distances that repeat FD/KID on another protocol: shown, but not counted again in the ablation verdicts.
+_REPEATED = frozenset({"fd_halves", "kid_halves"})
+# The reference rows: (references.json key, label); a reference fills the distance columns it has.
+REFERENCES = (
+    ("real_heldout", "reference: real held-out textures (other half)"),
+    ("real_train", "reference: real training textures"),
+    ("noise", "reference: noise"),
 )
 
 COMMANDS = """\
@@ -57,6 +67,14 @@ METHOD = """\
   negative when the sets match). References: "real training textures" is as many real *training* textures
   as there are held-out ones, drawn at random (not matched to the captions); "noise" is uniform RGB noise
   with a random cut-out alpha. A sound metric puts real far below noise.
+- **FD½ / KID½** (`features.halves_distances`): FD and KID against the full held-out set cannot score the
+  real held-out textures themselves (they are the reference), and a system that copies caption-matched
+  training textures can beat a random real sample there. So the held-out set is also cut in random halves
+  A and B (20 seeded splits, averaged): a system's textures for B's captions are compared with A's real
+  textures, and the real textures of B are scored the same way. That reference row is what a system
+  matching the held-out distribution reaches (KID½ about 0; FD½ is its small-set bias, about 70 textures a
+  side). Retrieval's copies should score worse than it. A table scored before this existed has no such
+  columns.
 - **images/s**: `sample` / `sample_ar` with classifier-free guidance, all systems timed one after another
   in one process on the same machine (device and thread count above), mean of repeats after a warm-up.
   MaskGIT runs its default number of rounds; the AR baseline decodes 256 positions with a key/value cache
@@ -129,16 +147,28 @@ def _findings(metrics: dict[str, dict], refs: dict, speed: dict) -> list[str]:
                 + (
                     "real held-out-like textures ranked above copies."
                     if refs["real_train"]["fd"] < r
-                    else "the copies score as well as real textures (the metric cannot see copying; "
-                    "the copy rate does)."
+                    else "caption-matched copies beat a random real sample on the full set (FD½ compares "
+                    "them with real held-out textures; the copy rate sees copying)."
                 )
             )
+    halves = refs.get("halves", {})
+    if "real_heldout" in halves and "noise" in halves:
+        real, noise = halves["real_heldout"]["fd"], halves["noise"]["fd"]
+        line = f"Metric sanity, held-out halves: FD½ real held-out {real:.2f}, noise {noise:.2f}"
+        ok = real < noise
+        if "fd_halves" in metrics.get("retrieval", {}):
+            copies = metrics["retrieval"]["fd_halves"]
+            line += f", retrieval's copies {copies:.2f}"
+            ok = ok and real < copies
+        lines.append(line + (" — real ranked above the copies and far above noise." if ok
+                             else " — METRIC FAILS: real held-out textures do not rank first."))
     if base:
         for name in ("no_weighting", "no_tv", "palette64", "no_2d"):
             if name not in metrics:
                 continue
             m = metrics[name]
-            changes = [(t.rstrip(" ↑↓"), _improvement(m, base, k, b)) for k, t, b in COLUMNS if b]
+            changes = [(t.rstrip(" ↑↓"), _improvement(m, base, k, b)) for k, t, b in COLUMNS
+                       if b and k not in _REPEATED]
             worse = [title for title, sign in changes if sign < 0]
             better = [title for title, sign in changes if sign > 0]
             verdict = (
@@ -192,7 +222,9 @@ def render(runs: str | Path, out: str | Path) -> Path:
     grid_dir = out.parent / "results"
     grid_dir.mkdir(parents=True, exist_ok=True)
     fast = speed.get("systems", {})
-    head = ["system", "params (M)", "train steps"] + [t for _, t, _ in COLUMNS] + ["img/s b1", "img/s b32"]
+    # A run scored before a metric existed has no values for it: leave its column out, not empty.
+    columns = [c for c in COLUMNS if any(c[0] in m for m in metrics.values())]
+    head = ["system", "params (M)", "train steps"] + [t for _, t, _ in columns] + ["img/s b1", "img/s b32"]
     rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, m in metrics.items():
         s = fast.get(name, {})
@@ -201,15 +233,20 @@ def render(runs: str | Path, out: str | Path) -> Path:
             _fmt(m.get("params", 0) / 1e6, 2),
             _fmt(m.get("train_steps")),
         ]
-        cells += [_fmt(m.get(key)) for key, _, _ in COLUMNS]
+        cells += [_fmt(m.get(key)) for key, _, _ in columns]
         cells += [_fmt(s.get("batch1"), 1), _fmt(s.get("batch32"), 1)]
         rows.append("| " + " | ".join(cells) + " |")
-    for ref, label in (("real_train", "reference: real training textures"), ("noise", "reference: noise")):
-        if ref in refs:
-            cells = (
-                [label, "", ""] + ["" for _ in COLUMNS[:-2]] + [_fmt(refs[ref]["fd"]), _fmt(refs[ref]["kid"])]
-            )
-            rows.append("| " + " | ".join(cells + ["", ""]) + " |")
+    halves = refs.get("halves", {})
+    for ref, label in REFERENCES:
+        if ref not in refs and ref not in halves:
+            continue
+        full, half = refs.get(ref, {}), halves.get(ref, {})
+        values = {"fd": full.get("fd"), "kid": full.get("kid"), "fd_halves": half.get("fd"),
+                  "kid_halves": half.get("kid")}
+        if not any(values[key] is not None for key, _, _ in columns if key in values):
+            continue
+        cells = [label, "", ""] + ["" if key not in values else _fmt(values[key]) for key, _, _ in columns]
+        rows.append("| " + " | ".join(cells + ["", ""]) + " |")
     grids = []
     for name in metrics:
         for set_name in ("public", "novel"):
