@@ -347,6 +347,35 @@ def generic_variants(name: str, color: str | None, kind: str | None) -> list[str
     return _english_templates(head, color, kind)[:2] + _chinese_templates(head, color, kind)[:2]
 
 
+def names_of_both_kinds(pairs) -> frozenset[str]:
+    """Names that occur both as an item and as a block in ``(name, kind)`` pairs.
+
+    Luanti ships leaves twice: with see-through holes (read as an item cut-out) and as an opaque tile. Such
+    names are where the word "block" alone decides what the texture looks like.
+    """
+    kinds: dict[str, set[str]] = {}
+    for name, kind in pairs:
+        kinds.setdefault(name, set()).add(kind)
+    return frozenset(n for n, k in kinds.items() if {"item", "block"} <= k)
+
+
+def says_block(caption: str) -> bool:
+    """True when a caption names its kind as a block ("block" in English, 方块 in Chinese)."""
+    return "方块" in caption or "block" in caption.lower().replace(",", " ").split()
+
+
+def kind_marked_variants(variants: list[str], kind: str | None) -> list[str]:
+    """The variants of a block whose name is also an item's: only those that say "block" (or 方块).
+
+    Without this, "green leaves" captions both the leaves with holes and the opaque leaves tile, and the
+    prompt "green leaves block" differs from the cut-out's caption by one word the model can learn to ignore.
+    Items never say "block", so they keep all their variants. Returns the input when nothing would be left.
+    """
+    if kind != "block":
+        return variants
+    return [v for v in variants if says_block(v)] or variants
+
+
 def random_caption(name: str, color: str | None, kind: str | None, rng: random.Random,
                    zh_prob: float = 0.3) -> str:
     """Training caption: Chinese with probability ``zh_prob`` when translatable."""

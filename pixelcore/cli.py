@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from .sampling import DEFAULT_CFG, DEFAULT_TEMPERATURE
+from .sampling import DEFAULT_CFG, DEFAULT_MIN_CUTOUT, DEFAULT_TEMPERATURE
 
 log = logging.getLogger("pixelcore")
 
@@ -37,13 +37,15 @@ def cmd_generate(args: argparse.Namespace) -> int:
     cond = encode_prompt(model, args.prompt, args.negative or None)
     with opaque_only(model, args.opaque):
         tokens = sample(model, cond, steps=args.steps, cfg_scale=args.cfg, temperature=args.temperature,
-                        batch_size=args.n, generator=torch.Generator().manual_seed(args.seed))
+                        batch_size=args.n, generator=torch.Generator().manual_seed(args.seed),
+                        min_cutout=args.min_cutout)
     textures = model.palette.dequantize(tokens).cpu().numpy()
     for i, rgba in enumerate(textures):
         path = out if args.n == 1 else out.with_name(f"{out.stem}_{i}{out.suffix}")
         meta = {"prompt": args.prompt, "negative": args.negative or "", "seed": str(args.seed),
                 "index": str(i), "steps": str(args.steps), "cfg": str(args.cfg),
-                "model": Path(args.model or "default").name, **({"opaque": "true"} if args.opaque else {})}
+                "model": Path(args.model or "default").name, "min_cutout": str(args.min_cutout),
+                **({"opaque": "true"} if args.opaque else {})}
         save_png(rgba, path, meta)
         log.info("wrote %s", path)
         if args.scale > 1:
@@ -86,7 +88,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         views = hue_shift_augment(records) + hue_target_augment(records)[len(records):] + tone_augment(records)
         training = copy_references(np.stack([r.pixels for r in views]), model.palette)
     out = Path(args.out)
-    generate = model_generator(model, steps=args.steps, cfg_scale=args.cfg, temperature=args.temperature)
+    generate = model_generator(model, steps=args.steps, cfg_scale=args.cfg, temperature=args.temperature,
+                               min_cutout=args.min_cutout)
     rows: list[dict] = []
     metrics = evaluate(generate, specs, seeds=args.seeds, seed=args.seed, training=training,
                        grid_path=out / "samples.png", details=rows)
@@ -151,6 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--n", type=int, default=1, help="number of textures (written as NAME_i.png)")
     g.add_argument("--opaque", action="store_true",
                    help="never draw transparent pixels: a tile with no holes (for blocks)")
+    g.add_argument("--min-cutout", type=float, default=DEFAULT_MIN_CUTOUT,
+                   help=f"a texture with fewer transparent pixels than this share is a block with stray holes: "
+                        f"they are drawn again, opaque (default {DEFAULT_MIN_CUTOUT:g}; 0 = keep them)")
     g.add_argument("--scale", type=int, default=1,
                    help="also write a nearest-neighbour enlargement (2..64; 1 = none)")
     g.add_argument("--device", default="auto")
@@ -174,6 +180,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "(instead of --hue-shifts)")
     t.add_argument("--generic-captions", dest="generic_captions", action="store_true", default=None,
                    help="also caption material items by colour and noun alone ('a red sword')")
+    t.add_argument("--kind-captions", dest="kind_captions", action="store_true", default=None,
+                   help="for names found as both item and block (leaves with holes, opaque leaves), caption the "
+                        "blocks only with 'block' captions")
+    t.add_argument("--kind-pair-boost", dest="kind_pair_boost", type=float,
+                   help="draw the records of such names this many times as often (default 1)")
     t.add_argument("--zh-prob", dest="zh_prob", type=float, help="share of Chinese captions")
     t.add_argument("--cond-dropout", dest="cond_dropout", type=float)
     t.add_argument("--sample-every", dest="sample_every", type=int)
@@ -205,6 +216,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--steps", type=int, default=10)
     e.add_argument("--cfg", type=float, default=DEFAULT_CFG)
     e.add_argument("--temperature", type=float, default=DEFAULT_TEMPERATURE)
+    e.add_argument("--min-cutout", type=float, default=DEFAULT_MIN_CUTOUT,
+                   help="as for generate (0 = score the model's raw samples)")
     e.add_argument("--device", default="auto")
     e.set_defaults(func=cmd_eval)
 

@@ -24,7 +24,7 @@ import torch.distributed as dist
 from torch import nn
 from tqdm import tqdm
 
-from .captions import caption_variants, generic_variants
+from .captions import caption_variants, generic_variants, kind_marked_variants, names_of_both_kinds
 from .checkpoint import default_model_path, load_model, save_model
 from .data import TextureRecord, hue_shift_augment, hue_target_augment, load_textures, tone_augment
 from .images import save_grid
@@ -66,6 +66,10 @@ class TrainConfig:
     hue_shifts: tuple[float, ...] = (60.0, 120.0, 180.0, 240.0, 300.0)
     hue_targets: bool = False  # colour-balanced copies (one per colour word) instead of the fixed hue_shifts
     generic_captions: bool = False  # also caption "red diamond sword" as "a red sword" (captions.generic_variants)
+    # Names found as both item and block (leaves with holes, opaque leaves): their blocks' captions always say
+    # "block" (captions.kind_marked_variants), and such records are drawn kind_pair_boost times as often.
+    kind_captions: bool = False
+    kind_pair_boost: float = 1.0
     zh_prob: float = 0.3
     cond_dropout: float = 0.1
     schedule: str = "cosine"
@@ -119,12 +123,15 @@ class CaptionBank:
     English and Chinese variants are kept apart so a step can pick Chinese with probability ``zh_prob``.
     """
 
-    def __init__(self, records: list[TextureRecord], tokenize, generic: bool = False):
+    def __init__(self, records: list[TextureRecord], tokenize, generic: bool = False, kind_marked: bool = False):
         english, chinese = [], []
+        shared = names_of_both_kinds((r.name, r.kind) for r in records) if kind_marked else frozenset()
         for rec in records:
             variants = caption_variants(rec.name, rec.color, rec.kind) or [rec.caption]
             if generic:
                 variants += generic_variants(rec.name, rec.color, rec.kind)
+            if rec.name in shared:
+                variants = kind_marked_variants(variants, rec.kind)
             english.append([v for v in variants if not _is_chinese(v)] or [rec.caption])
             chinese.append([v for v in variants if _is_chinese(v)])
         width = max(len(en) + len(zh) for en, zh in zip(english, chinese))
@@ -163,6 +170,22 @@ def prepare_data(config: TrainConfig, palette: Palette | None = None) -> Trainin
     log.info("training set: %d textures (%d before augmentation, %d held out), %s",
              len(train_records), len(records) - n_hold, n_hold, palette)
     return TrainingSet(tokens, train_records, palette, held_out)
+
+
+def record_weights(records: list[TextureRecord], kind_pair_boost: float) -> torch.Tensor | None:
+    """How often each record is drawn: ``kind_pair_boost`` times more for names found as both item and block.
+
+    Returns None (uniform draws, as before the option existed) when the boost is 1 or no name is shared.
+    """
+    if kind_pair_boost <= 0:
+        raise ValueError(f"kind_pair_boost must be positive, got {kind_pair_boost}")
+    shared = names_of_both_kinds((r.name, r.kind) for r in records)
+    if kind_pair_boost == 1.0 or not shared:
+        return None
+    weights = torch.tensor([kind_pair_boost if r.name in shared else 1.0 for r in records])
+    log.info("drawing %d records of %d item-and-block names %.1fx as often",
+             int((weights > 1).sum()), len(shared), kind_pair_boost)
+    return weights
 
 
 def _lr_at(step: int, config: TrainConfig, seconds: float = 0.0) -> float:
@@ -256,14 +279,19 @@ def train(config: TrainConfig) -> Path:
         (out / "train_config.json").write_text(json.dumps(asdict(config), indent=2, ensure_ascii=False))
         log.info("model: %.2fM parameters (%.2fM trainable), device %s, world size %d",
                  model.num_params() / 1e6, model.num_params(True) / 1e6, device, world)
-    captions = CaptionBank(data.records, model.text_encoder.tokenize, generic=config.generic_captions)
+    captions = CaptionBank(data.records, model.text_encoder.tokenize, generic=config.generic_captions,
+                           kind_marked=config.kind_captions)
+    draw_weights = record_weights(data.records, config.kind_pair_boost)
     all_tokens = data.tokens.to(device)
     per_rank = max(1, config.batch_size // world)
     start, last_log = time.time(), {}
     bar = tqdm(total=config.steps, initial=step, disable=rank != 0, desc="train", dynamic_ncols=True)
     model.train()
     while step < config.steps:
-        idx = torch.randint(len(data.records), (per_rank,), generator=gen)
+        if draw_weights is None:
+            idx = torch.randint(len(data.records), (per_rank,), generator=gen)
+        else:
+            idx = torch.multinomial(draw_weights, per_rank, replacement=True, generator=gen)
         text_ids = captions.draw(idx, config.zh_prob, gen).to(device)
         targets = all_tokens[idx.to(device)]
         inputs, masked = mask_batch(targets, model.mask_token, config.schedule, gen)

@@ -86,3 +86,29 @@ def test_generic_variants_name_colour_and_head_noun_for_material_items_only():
     assert captions.generic_variants("steel block", "red", "block") == []  # "a red block" says too little
     assert captions.generic_variants("diamond sword", None, "item") == []
     assert captions.generic_variants("fancy sword", "red", "item") == []  # not a material
+
+
+def test_names_of_both_kinds_finds_the_item_and_block_pairs():
+    pairs = [("leaves", "item"), ("leaves", "block"), ("stone", "block"), ("sword", "item"), ("sword", "item"),
+             ("grass", "block"), ("grass", None)]
+    assert captions.names_of_both_kinds(pairs) == frozenset({"leaves"})
+    assert captions.names_of_both_kinds([]) == frozenset()
+
+
+@pytest.mark.parametrize("caption, expected", [
+    ("green leaves block", True), ("a green leaves block", True), ("绿色的树叶方块", True),
+    ("leaves, green", False), ("绿色的树叶", False), ("a blockade", False), ("Block of gold", True),
+])
+def test_says_block(caption, expected):
+    assert captions.says_block(caption) is expected
+
+
+def test_kind_marked_variants_leave_blocks_only_their_block_captions():
+    block = captions.caption_variants("leaves", "green", "block")
+    assert "green leaves" in block and "绿色的树叶" in block  # the caption an item cut-out also gets
+    marked = captions.kind_marked_variants(block, "block")
+    assert marked == ["green leaves block", "a green leaves block", "绿色的树叶方块", "绿色树叶方块"]
+    item = captions.caption_variants("leaves", "green", "item")
+    assert captions.kind_marked_variants(item, "item") == item
+    assert not any(captions.says_block(v) for v in item)  # items never say block, so the pair is told apart
+    assert captions.kind_marked_variants(["oak"], "block") == ["oak"]  # never left with nothing

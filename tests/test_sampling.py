@@ -62,6 +62,49 @@ def test_allowed_tokens_restrict_the_output(tiny_model):
     assert len(set(_sample(tiny_model, batch_size=4, temperature=3.0).unique().tolist())) > 3
 
 
+def _leaning_transparent(model):
+    """A copy of ``model`` that draws the transparent token wherever it may."""
+    import copy
+
+    leaning = copy.deepcopy(model)
+    with torch.no_grad():
+        leaning.head.bias[0] += 50.0
+    return leaning
+
+
+def test_stray_holes_are_drawn_again_opaque(tiny_model):
+    model = _leaning_transparent(tiny_model)
+    init = torch.full((1, 16, 16), 3)
+    keep = torch.ones(1, 16, 16, dtype=torch.bool)
+    keep[0, 5, 5:11] = False  # 6 cells to draw: 2% of the tile
+    raw = _sample(model, batch_size=2, init_tokens=init, keep_mask=keep, min_cutout=0.0)
+    assert (raw[:, ~keep[0]] == 0).all()  # the leaning model puts holes there
+    cleaned = _sample(model, batch_size=2, init_tokens=init, keep_mask=keep)
+    assert (cleaned != 0).all()  # a block tile: no stray hole left
+    assert torch.equal(cleaned[:, keep[0]], raw[:, keep[0]])  # kept cells untouched
+    # A cut-out (at least min_cutout transparent) keeps its transparency.
+    keep[0, 0:4, :] = False  # 64 + 6 cells: 27%
+    item = _sample(model, init_tokens=init, keep_mask=keep)
+    assert int((item == 0).sum()) == 70
+    # Kept transparent cells are never filled, even in a tile that is almost opaque.
+    init_with_hole = init.clone()
+    init_with_hole[0, 0, 0] = 0
+    keep = torch.ones(1, 16, 16, dtype=torch.bool)
+    kept = _sample(model, init_tokens=init_with_hole, keep_mask=keep)
+    assert int(kept[0, 0, 0]) == 0
+
+
+def test_stray_hole_fill_respects_the_palette_lock(tiny_model):
+    model = _leaning_transparent(tiny_model)
+    init = torch.full((1, 16, 16), 3)
+    keep = torch.ones(1, 16, 16, dtype=torch.bool)
+    keep[0, 7, 2:6] = False
+    locked = _sample(model, batch_size=2, init_tokens=init, keep_mask=keep, allowed_tokens=torch.tensor([5]))
+    assert set(locked[:, ~keep[0]].unique().tolist()) == {5}
+    nothing_opaque = _sample(model, init_tokens=init, keep_mask=keep, allowed_tokens=torch.tensor([], dtype=torch.long))
+    assert (nothing_opaque[:, ~keep[0]] == 0).all()  # no colour to fill with: the holes stay, no NaN
+
+
 @pytest.mark.parametrize("kwargs, fragment", [
     ({"steps": 0}, f"1..{MAX_STEPS}"), ({"steps": MAX_STEPS + 1}, f"1..{MAX_STEPS}"),
     ({"steps": 2.5}, "steps"),
@@ -70,6 +113,7 @@ def test_allowed_tokens_restrict_the_output(tiny_model):
     ({"temperature": 0.0}, f"(0, {MAX_TEMPERATURE:g}]"), ({"temperature": 6.0}, f"(0, {MAX_TEMPERATURE:g}]"),
     ({"batch_size": 0}, f"1..{MAX_BATCH}"), ({"batch_size": MAX_BATCH + 1}, f"1..{MAX_BATCH}"),
     ({"schedule": "exponential"}, "cosine"),
+    ({"min_cutout": -0.1}, "0..1"), ({"min_cutout": 1.5}, "0..1"),
 ])
 def test_out_of_range_settings_are_refused_with_the_range(tiny_model, kwargs, fragment):
     cond = encode_prompt(tiny_model, "a red sword")

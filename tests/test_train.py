@@ -186,6 +186,68 @@ def test_caption_bank_adds_generic_captions_only_when_asked():
     assert generic.n_chinese.item() == plain.n_chinese.item() + 2  # 一把红色的剑, 红色的剑
 
 
+def test_caption_bank_marks_the_kind_of_names_found_as_item_and_block():
+    from pixelcore.data import TextureRecord
+    from pixelcore.train import CaptionBank
+
+    def rec(name, kind):
+        return TextureRecord(np.zeros((16, 16, 4), np.uint8), name, "green", kind, f"green {name}", "x")
+    records = [rec("leaves", "item"), rec("leaves", "block"), rec("stone", "block")]
+    seen = []
+    def tokenize(texts):
+        seen.extend(texts)
+        return torch.arange(len(texts)).unsqueeze(1)
+    plain = CaptionBank(records, tokenize)
+    marked_start = len(seen)
+    marked = CaptionBank(records, tokenize, kind_marked=True)
+    width = marked.ids.shape[1]
+    rows = [seen[marked_start + i * width:marked_start + (i + 1) * width] for i in range(3)]
+    leaves_block = rows[1][:marked.n_english[1] + marked.n_chinese[1]]
+    assert leaves_block and all("block" in c or "方块" in c for c in leaves_block)
+    assert marked.n_english[0] == plain.n_english[0]  # the item keeps every caption
+    assert marked.n_english[2] == plain.n_english[2]  # a block no item shares its name with keeps "green stone"
+    assert marked.n_english[1] < plain.n_english[1]
+    # every draw for the leaves block says block
+    gen = torch.Generator().manual_seed(0)
+    drawn = marked.draw(torch.ones(200, dtype=torch.long), 0.5, gen).flatten().tolist()
+    assert all("block" in seen[marked_start + i] or "方块" in seen[marked_start + i] for i in drawn)
+
+
+def test_record_weights_boost_names_found_as_item_and_block():
+    from pixelcore.data import TextureRecord
+    from pixelcore.train import record_weights
+
+    def rec(name, kind):
+        return TextureRecord(np.zeros((16, 16, 4), np.uint8), name, None, kind, name, "x")
+    records = [rec("leaves", "item"), rec("leaves", "block"), rec("stone", "block"), rec("sword", "item")]
+    assert record_weights(records, 1.0) is None  # uniform draws, as without the option
+    assert record_weights(records[2:], 3.0) is None  # no shared name
+    assert record_weights(records, 3.0).tolist() == [3.0, 3.0, 1.0, 1.0]
+    with pytest.raises(ValueError, match="positive"):
+        record_weights(records, 0.0)
+
+
+def test_train_with_kind_captions_and_pair_boost(tmp_path, texture_dir, caplog):
+    data = tmp_path / "data"
+    shutil.copytree(texture_dir, data)
+    rows = [json.loads(line) for line in (data / "metadata.jsonl").read_text().splitlines()]
+    cut = np.array(Image.open(data / "leaves.png"))
+    cut[::3, ::3, 3] = 0  # leaves with holes: the item twin of the opaque leaves block
+    Image.fromarray(cut, "RGBA").save(data / "leaves_cut.png")
+    rows += [{"file_name": "leaves_cut.png", "text": "green leaves", "name": "leaves", "color": "green",
+              "kind": "item"}]
+    rows = [{**r, "name": "leaves", "color": "green", "kind": "block"} if r["file_name"] == "leaves.png" else r
+            for r in rows]
+    (data / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with caplog.at_level(logging.INFO, logger="pixelcore.train"):
+        path = train(_config(data, tmp_path / "run", steps=2, sample_every=0, kind_captions=True,
+                             kind_pair_boost=2.0, hue_shifts=()))
+    assert path.exists()
+    assert any("drawing 2 records of 1 item-and-block names 2.0x" in r.getMessage() for r in caplog.records)
+    saved = json.loads((tmp_path / "run" / "train_config.json").read_text())
+    assert saved["kind_captions"] is True and saved["kind_pair_boost"] == 2.0
+
+
 def test_train_with_colour_balanced_augmentation(tmp_path, texture_dir, caplog):
     with caplog.at_level(logging.INFO, logger="pixelcore.train"):
         train(_config(texture_dir, tmp_path / "run", steps=1, sample_every=0, hue_targets=True,
