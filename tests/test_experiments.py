@@ -248,7 +248,9 @@ def test_one_temperature_reaches_both_samplers(tiny_data, tmp_path, monkeypatch)
         runner.train_system(config.resolved(), name)
     seen = []
     real_sample, real_sample_ar = runner.sample, runner.sample_ar
-    monkeypatch.setattr(runner, "sample", lambda *a, **k: seen.append(k.get("temperature")) or real_sample(*a, **k))
+    cutouts = []
+    monkeypatch.setattr(runner, "sample", lambda *a, **k: seen.append(k.get("temperature"))
+                        or cutouts.append(k.get("min_cutout")) or real_sample(*a, **k))
     monkeypatch.setattr(runner, "sample_ar",
                         lambda *a, **k: seen.append(k.get("temperature")) or real_sample_ar(*a, **k))
     for temperature, expected in ((0.0, [None, None]), (1.3, [1.3, 1.3])):  # 0 = each sampler's own default
@@ -257,3 +259,4 @@ def test_one_temperature_reaches_both_samplers(tiny_data, tmp_path, monkeypatch)
             generate, _ = runner.load_system(replace(config.resolved(), temperature=temperature), name)
             assert generate(["a red sword"], 1, 0).shape == (1, 1, 16, 16, 4)
         assert seen == expected
+    assert cutouts == [0.0, 0.0]  # MaskGIT is scored on its raw samples, as AR is

@@ -264,6 +264,7 @@ def load_system(config: ExperimentConfig, name: str) -> tuple[BatchGenerator, in
             cfg_scale=config.cfg_scale,
             batch_size=n,
             generator=torch.Generator().manual_seed(seed),
+            min_cutout=0.0,  # the study compares networks: no stray-hole pass, which the AR sampler lacks
             **temperature,
         )
         return model.palette.dequantize(tokens).cpu().numpy().reshape(len(prompts), n, *tokens.shape[1:], 4)
