@@ -2,8 +2,10 @@
 
 Decoding starts from a grid of mask tokens (or of given tokens plus a keep-mask), predicts every masked cell
 at once, keeps the most confident predictions and re-masks the rest, for a few rounds along the mask schedule:
-structure first, detail later. All randomness is drawn on the CPU from the caller's ``torch.Generator``, so a
-seed gives the same texture on any device (up to floating-point differences between devices).
+structure first, detail later. A texture that ends with a few stray transparent cells (under ``min_cutout``)
+gets one more round over them with transparency banned. All randomness is drawn on the CPU from the caller's
+``torch.Generator``, so a seed gives the same texture on any device (up to floating-point differences between
+devices).
 """
 
 from __future__ import annotations
@@ -208,7 +210,7 @@ def sample(model: PixelModel, cond: Conditioning, *, steps: int = DEFAULT_STEPS,
             raise ValueError(f"allowed_tokens must be palette indices in 0..{V - 1}")
         banned = torch.ones(V, dtype=torch.bool, device=device)
         banned[allowed] = False
-        banned[0] = False
+        banned[TRANSPARENT] = False
 
     generated = unknown.clone()  # cells the sampler draws (not kept)
     initial_unknown = unknown.sum(1)
@@ -221,20 +223,33 @@ def sample(model: PixelModel, cond: Conditioning, *, steps: int = DEFAULT_STEPS,
                                         (step + 1) / steps, model.mask_token, generator)
         if callback is not None:
             callback(step + 1, steps)
-    fill_banned = torch.zeros(V, dtype=torch.bool, device=device) if banned is None else banned.clone()
-    fill_banned[TRANSPARENT] = True
-    holes = _stray_holes(tokens, generated, float(min_cutout))
-    rows = holes.any(1).nonzero().squeeze(1)
-    if len(rows) and not fill_banned.all():  # a palette lock with no opaque colour leaves the holes
-        sub = tokens[rows].masked_fill(holes[rows], model.mask_token)
-        logits = _guided_logits(model, sub.reshape(-1, G, G), tuple(t[rows] for t in c),
-                                None if uncond is None else tuple(t[rows] for t in uncond),
-                                float(cfg_scale)).reshape(len(rows), G * G, V)
-        logits = logits.masked_fill(fill_banned, float("-inf"))
-        no_remask = torch.zeros(len(rows), dtype=torch.long, device=device)
-        tokens[rows], _ = sampling_step(logits, sub, holes[rows], no_remask, float(temperature), randomness, 1.0,
-                                        model.mask_token, generator)
+    if min_cutout > 0:
+        tokens = _fill_stray_holes(model, tokens, generated, float(min_cutout), c, uncond, float(cfg_scale),
+                                   float(temperature), banned, generator)
     return tokens.reshape(B, G, G)
+
+
+def _fill_stray_holes(model: PixelModel, tokens: torch.Tensor, generated: torch.Tensor, min_cutout: float, cond,
+                      uncond, cfg_scale: float, temperature: float, banned: torch.Tensor | None,
+                      generator: torch.Generator | None) -> torch.Tensor:
+    """One more guided round, transparency banned, over the stray holes of flat grids (B, T); see ``sample``."""
+    B, T = tokens.shape
+    G, V = model.config.grid_size, model.config.vocab_size
+    fill_banned = torch.zeros(V, dtype=torch.bool, device=tokens.device) if banned is None else banned.clone()
+    fill_banned[TRANSPARENT] = True
+    holes = _stray_holes(tokens, generated, min_cutout)
+    rows = holes.any(1).nonzero().squeeze(1)
+    if len(rows) == 0 or fill_banned.all():  # a palette lock with no opaque colour leaves the holes
+        return tokens
+    sub = tokens[rows].masked_fill(holes[rows], model.mask_token)
+    logits = _guided_logits(model, sub.reshape(-1, G, G), tuple(t[rows] for t in cond),
+                            None if uncond is None else tuple(t[rows] for t in uncond), cfg_scale)
+    logits = logits.reshape(len(rows), T, V).masked_fill(fill_banned, float("-inf"))
+    no_remask = torch.zeros(len(rows), dtype=torch.long, device=tokens.device)
+    tokens = tokens.clone()
+    tokens[rows], _ = sampling_step(logits, sub, holes[rows], no_remask, temperature, 0.0, 1.0, model.mask_token,
+                                    generator)
+    return tokens
 
 
 def _stray_holes(tokens: torch.Tensor, generated: torch.Tensor, min_cutout: float) -> torch.Tensor:
