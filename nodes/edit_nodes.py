@@ -12,7 +12,8 @@ import comfy.model_management
 import comfy.utils
 from pixelcore import editing
 from pixelcore.palette import Palette
-from pixelcore.sampling import DEFAULT_CFG, DEFAULT_TEMPERATURE, MAX_CFG, MAX_STEPS, MAX_TEMPERATURE
+from pixelcore.sampling import (DEFAULT_CFG, DEFAULT_MIN_CUTOUT, DEFAULT_TEMPERATURE, MAX_CFG, MAX_STEPS,
+                                MAX_TEMPERATURE)
 
 from .image_nodes import image_mask_to_rgba
 from .model_nodes import COND, MAX_NODE_BATCH, MODEL, TOKENS, PixelTokens, spread
@@ -230,7 +231,8 @@ class PaletteLock:
 
 class MaskGITSampleAdvanced:
     DESCRIPTION = ("MaskGIT Sample with control: seamless tiles (the network wraps around the edges, for "
-                   "blocks), opaque tiles (no transparent pixels, for blocks) and an optional palette lock.")
+                   "blocks), opaque tiles (no transparent pixels, for blocks), whether stray holes are redrawn, "
+                   "and an optional palette lock.")
     CATEGORY = "PixelCore/edit"
     RETURN_TYPES = (TOKENS,)
     RETURN_NAMES = ("tokens",)
@@ -244,15 +246,21 @@ class MaskGITSampleAdvanced:
                                                     "tooltip": "Textures per prompt."}),
                              "seamless": ("BOOLEAN", {**SEAMLESS_IN[1], "default": True}),
                              "opaque": ("BOOLEAN", {"default": False, "tooltip": "Never draw transparent "
-                                                    "pixels: a tile with no holes (for blocks)."})},
+                                                    "pixels: a tile with no holes (for blocks)."}),
+                             "fill_stray_holes": ("BOOLEAN", {
+                                 "default": True, "tooltip": "Redraw, opaque, the transparent pixels of a texture "
+                                 f"that ends under {DEFAULT_MIN_CUTOUT:.0%} transparent (stray holes in a block). "
+                                 "Off keeps small holes, e.g. windows in a block."})},
                 "optional": {"palette_lock": LOCK_IN}}
 
     def generate(self, model, conditioning, seed, steps, cfg, temperature, batch_size, seamless, opaque=False,
-                 palette_lock=None):
+                 fill_stray_holes=True, palette_lock=None):
         count = len(conditioning) * batch_size
+        min_cutout = DEFAULT_MIN_CUTOUT if fill_stray_holes else 0.0
         out = _run(model, steps, seed, lambda gen, cb: editing.sample_around(
             model, conditioning, None, None, count, seamless=seamless, opaque=opaque,
-            allowed_tokens=_allowed(model, palette_lock), **_settings(steps, cfg, temperature, gen, cb)))
+            allowed_tokens=_allowed(model, palette_lock), min_cutout=min_cutout,
+            **_settings(steps, cfg, temperature, gen, cb)))
         n = len(conditioning)
         return (PixelTokens.from_batches(out, model.palette, conditioning, n, batch_size, seed),)
 
