@@ -239,6 +239,8 @@ def _dist_info() -> tuple[int, int, int]:
 
 def train(config: TrainConfig) -> Path:
     """Runs training; returns the path of the release checkpoint. Works alone or under torchrun."""
+    if config.kind_pair_boost <= 0:  # refused before minutes of data loading, not after
+        raise ValueError(f"kind_pair_boost must be positive, got {config.kind_pair_boost}")
     world, rank, local_rank = _dist_info()
     device = pick_device(config.device, local_rank)
     if world > 1:

@@ -246,6 +246,9 @@ def test_train_with_kind_captions_and_pair_boost(tmp_path, texture_dir, caplog):
     assert any("drawing 2 records of 1 item-and-block names 2.0x" in r.getMessage() for r in caplog.records)
     saved = json.loads((tmp_path / "run" / "train_config.json").read_text())
     assert saved["kind_captions"] is True and saved["kind_pair_boost"] == 2.0
+    with pytest.raises(ValueError, match="kind_pair_boost must be positive"):
+        train(_config(tmp_path / "missing", tmp_path / "refused", kind_pair_boost=0.0))  # before the data is read
+    assert not (tmp_path / "refused").exists()
 
 
 def test_train_with_colour_balanced_augmentation(tmp_path, texture_dir, caplog):
