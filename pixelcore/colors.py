@@ -48,7 +48,9 @@ _ALPHA_MIN = 128
 _BLACK_V = 0.18       # below this value every pixel reads as black
 _ACHROMATIC_S = 0.2   # below this saturation the hue is noise
 _MIN_CHROMA = 24      # max-min channel spread (0-255) needed for a hue
-_ITEM_SHARE = 0.10
+# An item is a cut-out: at least this share of its pixels is transparent. The data's kind, the evaluation's kind
+# and the sampler's stray-hole fill (sampling.DEFAULT_MIN_CUTOUT) all draw this one line.
+ITEM_MIN_TRANSPARENT = 0.10
 
 
 # Weights of each class when picking the dominant colour (see dominant_color).
@@ -209,4 +211,4 @@ def mean_hue(rgba: np.ndarray) -> float | None:
 def texture_kind(rgba: np.ndarray) -> str:
     """"item" when at least 10% of pixels are transparent (a sprite), else "block"."""
     alpha = np.asarray(rgba)[..., 3]
-    return "item" if float((alpha < _ALPHA_MIN).mean()) >= _ITEM_SHARE else "block"
+    return "item" if float((alpha < _ALPHA_MIN).mean()) >= ITEM_MIN_TRANSPARENT else "block"

@@ -24,15 +24,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .colors import COLOR_NAMES, color_matches, dominant_color, normalize_color
+from .colors import COLOR_NAMES, ITEM_MIN_TRANSPARENT, color_matches, dominant_color, normalize_color
 from .images import save_grid
 from .palette import ALPHA_THRESHOLD
 from .sampling import DEFAULT_CFG, DEFAULT_MIN_CUTOUT, DEFAULT_TEMPERATURE, encode_prompt, sample
 
 log = logging.getLogger(__name__)
 
-# Share of transparent pixels above which a texture reads as an item cut-out rather than a block tile.
-ITEM_MIN_TRANSPARENT = 0.10
 
 
 @dataclass

@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
+from .colors import ITEM_MIN_TRANSPARENT
 from .model import PixelModel
+from .palette import TRANSPARENT
 from .schedule import SCHEDULES, tokens_to_keep_masked
 from .text import check_prompts
 
@@ -28,10 +30,9 @@ DEFAULT_STEPS = 10
 DEFAULT_CFG = 1.5
 DEFAULT_TEMPERATURE = 0.7
 # Every item texture of the Luanti training set is more than 10% transparent, and 625 of its 639 blocks have no
-# transparent pixel. A sample left with a few transparent cells, under this share, is read as a block tile with
-# stray holes, and those cells are drawn again, opaque (``sample(min_cutout=...)``; 0 keeps them).
-DEFAULT_MIN_CUTOUT = 0.1
-TRANSPARENT = 0  # the palette's transparent token
+# transparent pixel. A sample left with a few transparent cells, under the item line, is read as a block tile
+# with stray holes, and those cells are drawn again, opaque (``sample(min_cutout=...)``; 0 keeps them).
+DEFAULT_MIN_CUTOUT = ITEM_MIN_TRANSPARENT
 MAX_CFG = 30.0
 MAX_TEMPERATURE = 5.0
 MAX_BATCH = 256
