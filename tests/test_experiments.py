@@ -135,6 +135,19 @@ def test_table_leaves_out_columns_a_run_never_scored(tmp_path):
     refs["halves"]["real_heldout"]["fd"] = 4.0  # copies beating real held-out textures: the check must say so
     (runs / "references.json").write_text(json.dumps(refs))
     assert "METRIC FAILS" in render(runs, tmp_path / "bad.md").read_text()
+    # The header and the command say how the systems were scored: a re-score's record beats the run's config.
+    (runs / "experiment_config.json").write_text(json.dumps({"quick": True, "cfg_scale": 3.0}))
+    assert "Sampling: guidance 3.0, temperature MaskGIT 0.7, AR 1.0." in render(runs, tmp_path / "a.md").read_text()
+    path = runs / "maskgit" / "metrics.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()),
+                                "sampling": {"cfg_scale": 1.5, "temperature": 1.0, "steps": 10}}))
+    rescored = render(runs, tmp_path / "b.md").read_text()
+    assert "Sampling: guidance 1.5, temperature 1.0." in rescored
+    assert "run --out runs/experiments --quick\n" in rescored  # 1.5 and 1.0 are the defaults: no flags
+    (runs / "ar").mkdir()  # scored by the run itself, at its guidance 3: the table cannot say which setting
+    (runs / "ar" / "metrics.json").write_text(json.dumps(base))
+    with pytest.raises(ValueError, match="different sampling settings"):
+        render(runs, tmp_path / "c.md")
 
 
 def test_ar_sampler_shapes_seed_and_kv_cache_matches_full_forward():
@@ -204,13 +217,17 @@ def test_quick_run_end_to_end_writes_table(tiny_data, tmp_path):
     run(config)
     metrics = json.loads((tmp_path / "runs" / "maskgit" / "metrics.json").read_text())
     assert {"public_color_adherence", "novel_copy_rate", "fd", "kid", "fd_halves", "kid_halves"} <= set(metrics)
+    assert metrics["sampling"] == {"cfg_scale": 1.5, "temperature": 1.0, "steps": 2}  # what scored it
+    speed = json.loads((tmp_path / "runs" / "speed.json").read_text())["systems"]
+    assert speed["maskgit"]["mflop"] > 0 and speed["ar"]["mflop"] > 0 and "mflop" not in speed["retrieval"]
     refs = json.loads((tmp_path / "runs" / "references.json").read_text())
     assert set(refs["halves"]) == {"real_heldout", "real_train", "noise"}
     assert (
         json.loads((tmp_path / "runs" / "retrieval" / "metrics.json").read_text())["novel_copy_rate"] == 1.0
     )
     doc = render(tmp_path / "runs", tmp_path / "docs" / "RESULTS.md").read_text()
-    assert "| `ar`" in doc and "| `no_2d`" in doc and "img/s b32" in doc
+    assert "| `ar`" in doc and "| `no_2d`" in doc and "img/s b32 | MFLOP/img |" in doc
+    assert "Work per image at batch 1: MaskGIT" in doc
     assert "| reference: real held-out textures (other half) |" in doc and "Metric sanity, held-out halves" in doc
     assert ("python -m pixelcore.experiments run --out runs/experiments --minutes-per-system 1.0 --max-steps 2 "
             "--holdout 0.5 --seeds-per-prompt 2 --preset tiny --batch-size 4 --feature-steps 3 --sample-steps 2 "
@@ -260,3 +277,75 @@ def test_one_temperature_reaches_both_samplers(tiny_data, tmp_path, monkeypatch)
             assert generate(["a red sword"], 1, 0).shape == (1, 1, 16, 16, 4)
         assert seen == expected
     assert cutouts == [0.0, 0.0]  # MaskGIT is scored on its raw samples, as AR is
+
+
+def test_count_flops_counts_products_and_attention():
+    from pixelcore.experiments.runner import count_flops
+
+    linear, x = torch.nn.Linear(8, 4), torch.randn(3, 8)
+    assert count_flops(lambda: linear(x)) == 2 * 3 * 8 * 4  # one multiply and one add per weight and row
+    q = torch.randn(1, 2, 5, 4)  # (B, heads, T, head dim): two (T x T x d) products per head
+    assert count_flops(lambda: torch.nn.functional.scaled_dot_product_attention(q, q, q)) == 2 * 2 * 2 * 5 * 5 * 4
+
+
+def _replicate(root, seed: int, values: dict[str, dict], **config) -> str:
+    run = root / f"seed{seed}"
+    for name, metrics in values.items():
+        (run / name).mkdir(parents=True)
+        (run / name / "metrics.json").write_text(json.dumps(metrics))
+    settings = {"quick": True, "preset": "quick", "max_steps": 3000, "batch_size": 32, "holdout": 0.1,
+                "sample_steps": 10, "seed": seed, "cfg_scale": 1.5, "temperature": 1.0, **config}
+    (run / "experiment_config.json").write_text(json.dumps(settings))
+    (run / "references.json").write_text(json.dumps({"halves": {"real_heldout": {"fd": 3.0 + seed, "kid": 0.0}}}))
+    return str(run)
+
+
+def test_replicate_summary_counts_wins_and_refuses_runs_that_do_not_replicate(tmp_path):
+    from pixelcore.experiments.replicates import render_replicates
+
+    runs = [
+        _replicate(tmp_path, seed, {"maskgit": {"public_color_adherence": 0.9, "fd": fd_maskgit, "fd_halves": 9.0,
+                                                "novel_copy_rate": 0.0},
+                                    "ar": {"public_color_adherence": colour_ar, "fd": 5.0, "fd_halves": 7.0,
+                                           "novel_copy_rate": 0.0}})
+        for seed, fd_maskgit, colour_ar in ((0, 1.0, 0.8), (1, 2.0, 0.95), (2, 3.0, 0.7))
+    ]
+    doc = render_replicates(runs, tmp_path / "REPLICATES.md").read_text()
+    assert "## Guidance 1.5, temperature 1.0 (seeds 0, 1, 2)" in doc
+    assert "| `maskgit` | 3 | 0.900 ± 0.000 | 0.000 ± 0.000 | 2.000 ± 1.000 | 9.000 ± 0.000 |" in doc
+    assert "| reference: real held-out textures (other half) |  |  |  |  | 4.000 ± 1.000 |" in doc
+    assert "| `maskgit` vs `ar` | 2/3 (+0.083) | 0/3 (+0.000) | 3/3 (-3.000) | 0/3 (+2.000) |" in doc
+    # FD½ repeats FD: it is in the table but not a second vote in the verdict.
+    assert ("*MaskGIT (TV on) beats AR*: **mixed**. Better in every run on FD; worse in every one on "
+            "nothing; split on colour adh. (2/3); tied on copy rate (novel).") in doc  # equal is not worse
+    assert "Verdicts over every setting" not in doc  # one setting: nothing to pool
+    assert f"run --out {runs[2]} --quick --seed 2\n" in doc  # the study's own sampling defaults: no flags
+
+    # Copies re-scored at another setting form their own group, and the pooled verdict needs every run.
+    rescored = [_replicate(tmp_path / "cfg3", seed, {"maskgit": {"fd": 9.0, "sampling": sampling},
+                                                     "ar": {"fd": 5.0, "sampling": sampling}})
+                for seed, sampling in ((0, {"cfg_scale": 3.0, "temperature": 0.0}),
+                                       (1, {"cfg_scale": 3.0, "temperature": 0.0}))]
+    pooled = render_replicates(runs + rescored, tmp_path / "pooled.md").read_text()
+    assert "## Guidance 3.0, temperature MaskGIT 0.7, AR 1.0 (each its own default) (seeds 0, 1)" in pooled
+    assert "| `maskgit` vs `ar` | – | – | 0/2 (+4.000) | – |" in pooled
+    over_all = pooled.split("Verdicts over every setting")[1]
+    assert "split on colour adh. (2/3), FD (3/5); tied on copy rate (novel)." in over_all
+    assert f"run --out {rescored[1]} --quick --seed 1 --cfg-scale 3.0 --temperature 0.0\n" in pooled
+
+    with pytest.raises(ValueError, match="one run only"):
+        render_replicates(runs[:1], tmp_path / "one.md")
+    with pytest.raises(ValueError, match="share a seed"):
+        render_replicates([runs[0], runs[0]], tmp_path / "same.md")
+    other = _replicate(tmp_path / "other", 3, {"ar": {"fd": 1.0}}, max_steps=400)
+    with pytest.raises(ValueError, match="differ in max_steps"):
+        render_replicates([runs[0], other], tmp_path / "budget.md")
+    with pytest.raises(ValueError, match="one run only"):  # a lone re-score has no replicate to pool with
+        render_replicates(runs + rescored[:1], tmp_path / "lone.md")
+    mixed = _replicate(tmp_path / "mixed", 5, {"maskgit": {"fd": 1.0, "sampling": {"cfg_scale": 3.0,
+                                                                                   "temperature": 0.0}},
+                                               "ar": {"fd": 1.0}})
+    with pytest.raises(ValueError, match="different sampling settings"):
+        render_replicates([runs[0], mixed], tmp_path / "mixed.md")
+    for name in ("one", "same", "budget", "lone", "mixed"):
+        assert not (tmp_path / f"{name}.md").exists()

@@ -1,4 +1,4 @@
-"""Command line: ``python -m pixelcore.experiments {run,features,eval,speed,table,adapt}``."""
+"""Command line: ``python -m pixelcore.experiments {run,features,eval,speed,table,replicates,adapt}``."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import torch
 
 from .adapt import adapt_report
 from .runner import SYSTEMS, ExperimentConfig, evaluate_system, measure_speed, prepare_features, run
+from .replicates import render_replicates
 from .table import render
 
 log = logging.getLogger("pixelcore.experiments")
@@ -56,6 +57,10 @@ def main(argv: list[str] | None = None) -> int:
     t = sub.add_parser("table", help="render the results markdown")
     t.add_argument("--runs", default="runs/experiments")
     t.add_argument("--out", default="docs/RESULTS.md")
+    p = sub.add_parser("replicates", help="summarise runs of one experiment with different seeds")
+    p.add_argument("--runs", nargs="+", required=True, help="the runs' directories (at least two)")
+    p.add_argument("--out", default="docs/quick/REPLICATES.md")
+    p.add_argument("--notes", help="a hand-written markdown file to include above the verdicts")
     a = sub.add_parser("adapt", help="score models on a pack's held-out textures (after a fine-tune on the rest)")
     a.add_argument("models", nargs="+", help="release .safetensors files ('default' = the shipped model)")
     a.add_argument("--pack", required=True, help="the pack the fine-tune trained on")
@@ -73,6 +78,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "table":
             log.info("wrote %s", render(args.runs, args.out))
+            return 0
+        if args.command == "replicates":
+            log.info("wrote %s", render_replicates(args.runs, args.out, args.notes))
             return 0
         if args.command == "adapt":
             config = ExperimentConfig(data=args.pack, out=args.out, holdout=args.holdout, seed=args.seed,

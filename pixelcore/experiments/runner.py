@@ -36,7 +36,7 @@ from ..evaluate import PromptSpec, copy_references, load_prompts, score_samples
 from ..images import save_grid
 from ..losses import LossConfig
 from ..palette import Palette
-from ..sampling import DEFAULT_STEPS, encode_prompt, sample
+from ..sampling import DEFAULT_CFG, DEFAULT_STEPS, encode_prompt, sample
 from ..train import TrainConfig, prepare_data, train
 from . import features as feat
 from .ar import load_ar, sample_ar, train_ar
@@ -101,10 +101,11 @@ class ExperimentConfig:
     batch_size: int = 0  # 0 = the mode's default
     feature_steps: int = 0  # 0 = the mode's default
     sample_steps: int = DEFAULT_STEPS
-    cfg_scale: float = 3.0
-    # Sampling temperature for MaskGIT and AR alike; 0 = each one's own default (MaskGIT 0.7, AR 1.0), as the
-    # published tables were made. A lower temperature trades diversity (and FD) for adherence.
-    temperature: float = 0.0
+    # Both systems sample at the shipped guidance and at temperature 1, the network's own distribution: the
+    # study compares networks, not sampler tunings. Temperature 0 = each one's own default (MaskGIT 0.7, AR
+    # 1.0), as the first quick tables were made; a lower temperature trades diversity (and FD) for adherence.
+    cfg_scale: float = DEFAULT_CFG
+    temperature: float = 1.0
     speed_repeats: int = 3
 
     def resolved(self) -> ExperimentConfig:
@@ -301,6 +302,9 @@ def evaluate_system(config: ExperimentConfig, name: str) -> dict:
         palette = (load_ar(path, torch.device("cpu")) if kind == "ar" else load_model(path)).palette
         training = copy_references(training, palette)
     metrics: dict = {"system": name, "label": SYSTEMS[name].label, "params": n_params}
+    if kind != "retrieval":  # a re-score may use other settings than the run: each system records its own
+        metrics["sampling"] = {"cfg_scale": config.cfg_scale, "temperature": config.temperature,
+                               "steps": config.sample_steps if kind == "maskgit" else None}
     S = config.seeds_per_prompt
     for set_name, prompt_path in (("public", config.public_prompts), ("novel", config.novel_prompts)):
         specs: list[PromptSpec] = load_prompts(prompt_path)
@@ -351,11 +355,25 @@ def _timed(fn: Callable[[], object], repeats: int, device: torch.device) -> floa
     return (time.perf_counter() - start) / repeats
 
 
+def count_flops(fn: Callable[[], object]) -> float:
+    """Floating-point operations of one call of ``fn``, as ``torch.utils.flop_counter`` counts them: matrix
+    products and convolutions, attention included (run through PyTorch's math kernel, whose products it sees;
+    the fused kernels are invisible to it). Softmax, norms and sampling are not counted."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
+        fn()
+    return float(counter.get_total_flops())
+
+
 def measure_speed(config: ExperimentConfig, names: list[str] | None = None) -> dict:
     """Images/s at batch 1 and 32 for every trained system, in this one process; writes speed.json.
 
     MaskGIT systems sample with ``sample_steps`` rounds, the AR baseline with its key/value cache (and, at
-    batch 1, without it for reference); all with classifier-free guidance at ``cfg_scale``.
+    batch 1, without it for reference); all with classifier-free guidance at ``cfg_scale``. ``mflop`` is the
+    work of one image at batch 1 (``count_flops``), which bounds what throughput can gain once a device is
+    saturated.
     """
     device = torch.device(config.device)
     prompt = "a blue diamond sword"
@@ -398,11 +416,15 @@ def measure_speed(config: ExperimentConfig, names: list[str] | None = None) -> d
                 device,
             )
             row["batch1_nocache"] = 1 / seconds
+            row["mflop"] = count_flops(lambda: sample_ar(model, prompt, cfg_scale=config.cfg_scale,
+                                                         generator=torch.Generator().manual_seed(0))) / 1e6
         else:
             generate, _ = load_system(config, name)
             for batch in (1, 32):
                 seconds = _timed(lambda b=batch: generate([prompt], b, 0), config.speed_repeats, device)
                 row[f"batch{batch}"] = batch / seconds
+            if SYSTEMS[name].kind == "maskgit":
+                row["mflop"] = count_flops(lambda: generate([prompt], 1, 0)) / 1e6
         results["systems"][name] = row
         log.info("speed %s: %s", name, {k: round(v, 1) for k, v in row.items()})
     _write_json(Path(config.out) / "speed.json", results)

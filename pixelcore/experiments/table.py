@@ -46,6 +46,9 @@ python -m pixelcore.experiments run --out runs/experiments --only maskgit --no-s
 python -m pixelcore.experiments eval --out runs/experiments [--only ar]   # re-score existing checkpoints
 python -m pixelcore.experiments speed --out runs/experiments
 python -m pixelcore.experiments table --runs runs/experiments --out docs/RESULTS.md
+# replicates: the same study with other seeds (each its own --out), summarised with mean ± sd and win counts
+python -m pixelcore.experiments run --out runs/experiments_seed1 --seed 1 [--quick] ...
+python -m pixelcore.experiments replicates --runs runs/experiments runs/experiments_seed1 ... --out REPLICATES.md
 ```"""
 
 METHOD = """\
@@ -79,6 +82,9 @@ METHOD = """\
   in one process on the same machine (device and thread count above), mean of repeats after a warm-up.
   MaskGIT runs its default number of rounds; the AR baseline decodes 256 positions with a key/value cache
   (its batch-1 speed without the cache is given above the table).
+- **MFLOP/img** (`runner.count_flops`): the matrix products and convolutions, attention included, of sampling
+  one image at batch 1 with guidance, counted by `torch.utils.flop_counter`; softmax, norms and sampling are
+  not counted. A run timed before this existed has no such column.
 """
 
 
@@ -88,6 +94,23 @@ def _fmt(value, digits: int = 3) -> str:
     if isinstance(value, float):
         return f"{value:.{digits}f}"
     return str(value)
+
+
+def scored_sampling(metrics: dict[str, dict], config: dict, where: str | Path = "run") -> tuple[float, float]:
+    """(guidance, temperature) the systems were scored with: each system's own record (a re-score with
+    ``eval`` may change them), else the run's settings (runs scored before systems recorded them).
+
+    Raises:
+        ValueError: if the systems were scored with different settings.
+    """
+    # Runs written before these keys existed sampled at guidance 3 and each sampler's own temperature.
+    run_setting = (config.get("cfg_scale", 3.0), config.get("temperature", 0.0))
+    seen = {(m["sampling"]["cfg_scale"], m["sampling"]["temperature"]) if "sampling" in m else run_setting
+            for name, m in metrics.items() if name not in SYSTEMS or SYSTEMS[name].kind != "retrieval"}
+    if len(seen) > 1:
+        raise ValueError(f"{where}: its systems were scored with different sampling settings {sorted(seen)}; "
+                         "re-score them together with `python -m pixelcore.experiments eval`")
+    return seen.pop() if seen else run_setting
 
 
 def _load(runs: Path) -> tuple[dict[str, dict], dict, dict, dict]:
@@ -114,6 +137,14 @@ def _findings(metrics: dict[str, dict], refs: dict, speed: dict) -> list[str]:
             lines.append(
                 f"Speed, {batch.replace('batch', 'batch ')}: MaskGIT is {ratio:.1f}x the AR baseline "
                 f"(with KV cache) — {verdict} the 10x target."
+            )
+        if "mflop" in fast["maskgit"] and "mflop" in fast["ar"]:
+            work = fast["maskgit"]["mflop"] / fast["ar"]["mflop"]
+            lines.append(
+                f"Work per image at batch 1: MaskGIT {fast['maskgit']['mflop']:.1f} MFLOP, AR "
+                f"{fast['ar']['mflop']:.1f} MFLOP ({work:.2f}x). Where the device is saturated, throughput follows "
+                f"the work, so there MaskGIT can be at most about {1 / work:.1f}x as fast; its lead beyond "
+                "that comes from taking fewer sequential steps."
             )
     base = metrics.get("maskgit")
     if base and "ar" in metrics:
@@ -196,8 +227,9 @@ def _improvement(metrics: dict, base: dict, key: str, better: str) -> int:
 _PATH_SETTINGS = ("data", "out", "public_prompts", "novel_prompts")
 
 
-def run_command(config: dict) -> str:
-    """The ``run`` command line that repeats an experiment: the settings that differ from their defaults."""
+def run_command(config: dict, out: str = "runs/experiments") -> str:
+    """The ``run`` command line that repeats an experiment into ``out``: the settings that differ from their
+    defaults."""
     known = {f.name for f in fields(ExperimentConfig)}
     quick = bool(config.get("quick"))
     default = asdict(ExperimentConfig(quick=quick).resolved())
@@ -205,7 +237,7 @@ def run_command(config: dict) -> str:
     for key, value in config.items():
         if key in known and key not in _PATH_SETTINGS and key != "quick" and value != default[key]:
             flags.append(f"--{key.replace('_', '-')} {value}")
-    return " ".join(["python -m pixelcore.experiments run --out runs/experiments", *flags])
+    return " ".join([f"python -m pixelcore.experiments run --out {out}", *flags])
 
 
 def render(runs: str | Path, out: str | Path) -> Path:
@@ -224,7 +256,9 @@ def render(runs: str | Path, out: str | Path) -> Path:
     fast = speed.get("systems", {})
     # A run scored before a metric existed has no values for it: leave its column out, not empty.
     columns = [c for c in COLUMNS if any(c[0] in m for m in metrics.values())]
-    head = ["system", "params (M)", "train steps"] + [t for _, t, _ in columns] + ["img/s b1", "img/s b32"]
+    speed_keys = [("batch1", "img/s b1", 1), ("batch32", "img/s b32", 1), ("mflop", "MFLOP/img", 1)]
+    speed_keys = [k for k in speed_keys if k[0] != "mflop" or any("mflop" in row for row in fast.values())]
+    head = ["system", "params (M)", "train steps"] + [t for _, t, _ in columns] + [t for _, t, _ in speed_keys]
     rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, m in metrics.items():
         s = fast.get(name, {})
@@ -234,7 +268,7 @@ def render(runs: str | Path, out: str | Path) -> Path:
             _fmt(m.get("train_steps")),
         ]
         cells += [_fmt(m.get(key)) for key, _, _ in columns]
-        cells += [_fmt(s.get("batch1"), 1), _fmt(s.get("batch32"), 1)]
+        cells += [_fmt(s.get(key), digits) for key, _, digits in speed_keys]
         rows.append("| " + " | ".join(cells) + " |")
     halves = refs.get("halves", {})
     for ref, label in REFERENCES:
@@ -246,7 +280,7 @@ def render(runs: str | Path, out: str | Path) -> Path:
         if not any(values[key] is not None for key, _, _ in columns if key in values):
             continue
         cells = [label, "", ""] + ["" if key not in values else _fmt(values[key]) for key, _, _ in columns]
-        rows.append("| " + " | ".join(cells + ["", ""]) + " |")
+        rows.append("| " + " | ".join(cells + [""] * len(speed_keys)) + " |")
     grids = []
     for name in metrics:
         for set_name in ("public", "novel"):
@@ -257,6 +291,8 @@ def render(runs: str | Path, out: str | Path) -> Path:
             f"| `{name}` | ![{name} public](results/{name}_public.png) | "
             f"![{name} novel](results/{name}_novel.png) |"
         )
+    cfg_scale, temperature = scored_sampling(metrics, config, runs)
+    config = {**config, "cfg_scale": cfg_scale, "temperature": temperature}
     device = speed.get("gpu") or speed.get("device", "?")
     mode = "quick" if config.get("quick") else "full"
     parts = [
@@ -265,8 +301,7 @@ def render(runs: str | Path, out: str | Path) -> Path:
         f"Mode **{mode}**: preset `{config.get('preset')}`, {config.get('minutes_per_system')} min per "
         f"system (step cap {config.get('max_steps')}), batch {config.get('batch_size')}, device "
         f"`{config.get('device')}`, held-out share {config.get('holdout')}, seed {config.get('seed')}. "
-        f"Sampling: guidance {config.get('cfg_scale', 3.0)}, temperature "
-        f"{config.get('temperature') or 'MaskGIT 0.7, AR 1.0'}. "
+        f"Sampling: guidance {cfg_scale}, temperature {temperature or 'MaskGIT 0.7, AR 1.0'}. "
         f"Speed measured on `{device}` with "
         f"{speed.get('threads', '?')} torch threads, MaskGIT at {speed.get('sample_steps', '?')} rounds; "
         f"AR with KV cache (batch 1 without cache: "
