@@ -347,5 +347,7 @@ def test_replicate_summary_counts_wins_and_refuses_runs_that_do_not_replicate(tm
                                                "ar": {"fd": 1.0}})
     with pytest.raises(ValueError, match="different sampling settings"):
         render_replicates([runs[0], mixed], tmp_path / "mixed.md")
-    for name in ("one", "same", "budget", "lone", "mixed"):
+    assert experiments_main(["replicates", "--runs", *runs, "--notes", str(tmp_path / "missing.md"),
+                             "--out", str(tmp_path / "notes.md")]) == 2  # named in the log, no traceback
+    for name in ("one", "same", "budget", "lone", "mixed", "notes"):
         assert not (tmp_path / f"{name}.md").exists()

@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--runs", default="runs/experiments")
     t.add_argument("--out", default="docs/RESULTS.md")
     p = sub.add_parser("replicates", help="summarise runs of one experiment with different seeds")
-    p.add_argument("--runs", nargs="+", required=True, help="the runs' directories (at least two)")
+    p.add_argument("--runs", nargs="+", required=True, help="the runs' directories (at least two per sampling setting)")
     p.add_argument("--out", default="docs/quick/REPLICATES.md")
     p.add_argument("--notes", help="a hand-written markdown file to include above the verdicts")
     a = sub.add_parser("adapt", help="score models on a pack's held-out textures (after a fine-tune on the rest)")
