@@ -13,12 +13,12 @@ choice is called helpful on a metric only where it won in every replicate.
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
 from .runner import SYSTEMS
-from .table import COLUMNS, _REPEATED, run_command, scored_sampling
+from .table import (COLUMNS, REFERENCES, _REPEATED, _improvement, load_run, reference_values, run_command,
+                    scored_sampling)
 
 # (system, what it is compared with, what a win of the first means): the ablations against the design as
 # first built, and both MaskGIT designs (TV on, as first built; TV off, the default since) against AR.
@@ -32,12 +32,6 @@ PAIRS = (
 )
 # The settings replicates may not differ in: a summary over different budgets or models would mean nothing.
 _SHARED = ("quick", "preset", "max_steps", "batch_size", "holdout", "sample_steps")
-_REFERENCES = (("real_heldout", "reference: real held-out textures (other half)"),
-               ("real_train", "reference: real training textures"), ("noise", "reference: noise"))
-
-
-def _read(path: Path) -> dict:
-    return json.loads(path.read_text()) if path.exists() else {}
 
 
 def load_replicates(runs: list[str | Path]) -> dict[tuple, list[dict]]:
@@ -49,11 +43,10 @@ def load_replicates(runs: list[str | Path]) -> dict[tuple, list[dict]]:
     """
     loaded = []
     for run in map(Path, runs):
-        metrics = {n: _read(run / n / "metrics.json") for n in SYSTEMS if (run / n / "metrics.json").exists()}
+        metrics, refs, _, config = load_run(run)
         if not metrics:
             raise ValueError(f"{run}: no <system>/metrics.json; run `python -m pixelcore.experiments run` first")
-        config = _read(run / "experiment_config.json")
-        loaded.append({"run": run, "config": config, "metrics": metrics, "refs": _read(run / "references.json"),
+        loaded.append({"run": run, "config": config, "metrics": metrics, "refs": refs,
                        "sampling": scored_sampling(metrics, config, run)})
     for key in _SHARED:
         values = {str(r["config"].get(key)) for r in loaded}
@@ -92,12 +85,12 @@ def wins(group: list[dict], a: str, b: str, key: str, better: str) -> tuple[int,
     """(runs where ``a`` beat ``b`` on ``key``, runs where it lost, runs with both scored, mean of a - b)."""
     won, lost, diffs = 0, 0, []
     for r in group:
-        x, y = r["metrics"].get(a, {}).get(key), r["metrics"].get(b, {}).get(key)
-        if x is None or y is None or math.isnan(x) or math.isnan(y):
+        first, second = r["metrics"].get(a, {}), r["metrics"].get(b, {})
+        if not all(key in m and not math.isnan(m[key]) for m in (first, second)):
             continue
-        diffs.append(x - y)
-        won += (x > y) if better == "high" else (x < y)
-        lost += (x < y) if better == "high" else (x > y)
+        diffs.append(first[key] - second[key])
+        sign = _improvement(first, second, key, better)
+        won, lost = won + (sign > 0), lost + (sign < 0)
     return won, lost, len(diffs), (sum(diffs) / len(diffs) if diffs else float("nan"))
 
 
@@ -141,12 +134,9 @@ def _metric_table(group: list[dict], columns: list[tuple[str, str, str]]) -> lis
         if present:
             rows.append("| " + " | ".join([f"`{name}`", str(len(present)),
                                            *[_cell([m.get(k) for m in present]) for k, _, _ in columns]]) + " |")
-    for ref, label in _REFERENCES:
-        values = {"fd": [r["refs"].get(ref, {}).get("fd") for r in group],
-                  "kid": [r["refs"].get(ref, {}).get("kid") for r in group],
-                  "fd_halves": [r["refs"].get("halves", {}).get(ref, {}).get("fd") for r in group],
-                  "kid_halves": [r["refs"].get("halves", {}).get(ref, {}).get("kid") for r in group]}
-        cells = [_cell(values.get(k, [])) for k, _, _ in columns]
+    for ref, label in REFERENCES:
+        values = [reference_values(r["refs"], ref) for r in group]
+        cells = [_cell([v.get(k) for v in values]) for k, _, _ in columns]
         if any(cells):
             rows.append("| " + " | ".join([label, "", *cells]) + " |")
     return rows

@@ -113,7 +113,8 @@ def scored_sampling(metrics: dict[str, dict], config: dict, where: str | Path = 
     return seen.pop() if seen else run_setting
 
 
-def _load(runs: Path) -> tuple[dict[str, dict], dict, dict, dict]:
+def load_run(runs: Path) -> tuple[dict[str, dict], dict, dict, dict]:
+    """An experiment directory's (metrics per system, references, speed, config); missing files read as {}."""
     metrics = {
         n: json.loads((runs / n / "metrics.json").read_text())
         for n in SYSTEMS
@@ -124,6 +125,12 @@ def _load(runs: Path) -> tuple[dict[str, dict], dict, dict, dict]:
         return json.loads((runs / name).read_text()) if (runs / name).exists() else {}
 
     return metrics, read("references.json"), read("speed.json"), read("experiment_config.json")
+
+
+def reference_values(refs: dict, ref: str) -> dict[str, float | None]:
+    """A reference's distances by metrics.json key: full-set FD/KID and, under "halves", FD½/KID½."""
+    full, half = refs.get(ref, {}), refs.get("halves", {}).get(ref, {})
+    return {"fd": full.get("fd"), "kid": full.get("kid"), "fd_halves": half.get("fd"), "kid_halves": half.get("kid")}
 
 
 def _findings(metrics: dict[str, dict], refs: dict, speed: dict) -> list[str]:
@@ -246,7 +253,7 @@ def render(runs: str | Path, out: str | Path) -> Path:
     A hand-written ``<runs>/NOTES.md`` (what the grids show, caveats of the run) goes above the findings.
     """
     runs, out = Path(runs), Path(out)
-    metrics, refs, speed, config = _load(runs)
+    metrics, refs, speed, config = load_run(runs)
     if not metrics:
         raise ValueError(
             f"{runs}: no <system>/metrics.json yet; run `python -m pixelcore.experiments run` first"
@@ -270,13 +277,8 @@ def render(runs: str | Path, out: str | Path) -> Path:
         cells += [_fmt(m.get(key)) for key, _, _ in columns]
         cells += [_fmt(s.get(key), digits) for key, _, digits in speed_keys]
         rows.append("| " + " | ".join(cells) + " |")
-    halves = refs.get("halves", {})
     for ref, label in REFERENCES:
-        if ref not in refs and ref not in halves:
-            continue
-        full, half = refs.get(ref, {}), halves.get(ref, {})
-        values = {"fd": full.get("fd"), "kid": full.get("kid"), "fd_halves": half.get("fd"),
-                  "kid_halves": half.get("kid")}
+        values = reference_values(refs, ref)
         if not any(values[key] is not None for key, _, _ in columns if key in values):
             continue
         cells = [label, "", ""] + ["" if key not in values else _fmt(values[key]) for key, _, _ in columns]
