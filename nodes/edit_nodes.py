@@ -12,7 +12,7 @@ import comfy.model_management
 import comfy.utils
 from pixelcore import editing
 from pixelcore.palette import Palette
-from pixelcore.sampling import (DEFAULT_CFG, DEFAULT_MIN_CUTOUT, DEFAULT_TEMPERATURE, MAX_CFG, MAX_STEPS,
+from pixelcore.sampling import (DEFAULT_CFG, DEFAULT_MIN_CUTOUT, DEFAULT_STEPS, DEFAULT_TEMPERATURE, MAX_CFG, MAX_STEPS,
                                 MAX_TEMPERATURE)
 
 from .image_nodes import image_mask_to_rgba
@@ -44,7 +44,7 @@ SEAMLESS_IN = ("BOOLEAN", {"default": False, "tooltip": "Wrap the network around
 SAMPLING = {
     "seed": ("INT", {"default": 0, "min": 0, "max": 0xffffffffffffffff, "control_after_generate": True,
                      "tooltip": "Random seed; the same seed gives the same result."}),
-    "steps": ("INT", {"default": 12, "min": 1, "max": MAX_STEPS, "tooltip": "Decoding steps."}),
+    "steps": ("INT", {"default": DEFAULT_STEPS, "min": 1, "max": MAX_STEPS, "tooltip": "Decoding steps."}),
     "cfg": ("FLOAT", {"default": DEFAULT_CFG, "min": 0.0, "max": MAX_CFG, "step": 0.1, "round": 0.01,
                       "tooltip": "Prompt guidance: 1 = none, higher follows the prompt more closely."}),
     "temperature": ("FLOAT", {"default": DEFAULT_TEMPERATURE, "min": 0.01, "max": MAX_TEMPERATURE, "step": 0.05,

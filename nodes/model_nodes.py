@@ -9,8 +9,8 @@ import comfy.model_management
 import comfy.utils
 from pixelcore.checkpoint import load_model
 from pixelcore.palette import Palette
-from pixelcore.sampling import (DEFAULT_CFG, DEFAULT_TEMPERATURE, MAX_BATCH, MAX_CFG, MAX_STEPS, MAX_TEMPERATURE,
-                                encode_prompt, sample)
+from pixelcore.sampling import (DEFAULT_CFG, DEFAULT_STEPS, DEFAULT_TEMPERATURE, MAX_BATCH, MAX_CFG, MAX_STEPS,
+                                MAX_TEMPERATURE, encode_prompt, sample)
 
 from .paths import model_names, model_path
 
@@ -131,7 +131,7 @@ class MaskGITSample:
             "seed": ("INT", {"default": 0, "min": 0, "max": 0xffffffffffffffff,
                              "control_after_generate": True,
                              "tooltip": "Random seed; the same seed gives the same texture."}),
-            "steps": ("INT", {"default": 12, "min": 1, "max": MAX_STEPS,
+            "steps": ("INT", {"default": DEFAULT_STEPS, "min": 1, "max": MAX_STEPS,
                               "tooltip": "Decoding steps; more is slower and a little cleaner."}),
             "cfg": ("FLOAT", {"default": DEFAULT_CFG, "min": 0.0, "max": MAX_CFG, "step": 0.1, "round": 0.01,
                               "tooltip": "Prompt guidance: 1 = none, higher follows the prompt more "

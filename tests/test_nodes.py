@@ -154,6 +154,20 @@ def test_every_node_is_registered_with_prefix_tooltips_and_description(pack):
             assert spec[1].get("tooltip"), f"{node_id}.{name} has no tooltip"
 
 
+def test_sampling_nodes_default_to_the_core_sampler_settings(pack):
+    from pixelcore.sampling import DEFAULT_CFG, DEFAULT_STEPS, DEFAULT_TEMPERATURE
+
+    expected = {"steps": DEFAULT_STEPS, "cfg": DEFAULT_CFG, "temperature": DEFAULT_TEMPERATURE}
+    checked = 0
+    for node_id, cls in pack.nodes.items():
+        inputs = cls.INPUT_TYPES()["required"]
+        for name, value in expected.items():
+            if name in inputs:
+                assert inputs[name][1]["default"] == value, f"{node_id}.{name}: not the CLI's default {value}"
+                checked += 1
+    assert checked >= 6  # MaskGIT Sample and the editing nodes
+
+
 def test_model_dropdown_lists_builtin_and_only_safetensors(pack):
     (pack.models / "notes.txt").write_text("not a model")
     (pack.models / "old.ckpt").write_bytes(b"x")
