@@ -11,7 +11,10 @@ from pathlib import Path
 
 import torch
 
-from .sampling import DEFAULT_CFG, DEFAULT_MIN_CUTOUT, DEFAULT_TEMPERATURE
+from .sampling import DEFAULT_CFG, DEFAULT_MIN_CUTOUT, DEFAULT_RANDOMNESS, DEFAULT_TEMPERATURE
+
+RANDOMNESS_HELP = ("how freely each round picks the cells it keeps: noise on the confidences, annealed to 0 "
+                   "(0..20; 0 = most confident first)")
 
 log = logging.getLogger("pixelcore")
 
@@ -37,13 +40,14 @@ def cmd_generate(args: argparse.Namespace) -> int:
     cond = encode_prompt(model, args.prompt, args.negative or None)
     with opaque_only(model, args.opaque):
         tokens = sample(model, cond, steps=args.steps, cfg_scale=args.cfg, temperature=args.temperature,
-                        batch_size=args.n, generator=torch.Generator().manual_seed(args.seed),
-                        min_cutout=args.min_cutout)
+                        randomness=args.randomness, batch_size=args.n,
+                        generator=torch.Generator().manual_seed(args.seed), min_cutout=args.min_cutout)
     textures = model.palette.dequantize(tokens).cpu().numpy()
     for i, rgba in enumerate(textures):
         path = out if args.n == 1 else out.with_name(f"{out.stem}_{i}{out.suffix}")
         meta = {"prompt": args.prompt, "negative": args.negative or "", "seed": str(args.seed),
                 "index": str(i), "steps": str(args.steps), "cfg": str(args.cfg),
+                "temperature": str(args.temperature), "randomness": str(args.randomness),
                 "model": Path(args.model or "default").name, "min_cutout": str(args.min_cutout),
                 **({"opaque": "true"} if args.opaque else {})}
         save_png(rgba, path, meta)
@@ -89,7 +93,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         training = copy_references(np.stack([r.pixels for r in views]), model.palette)
     out = Path(args.out)
     generate = model_generator(model, steps=args.steps, cfg_scale=args.cfg, temperature=args.temperature,
-                               min_cutout=args.min_cutout)
+                               randomness=args.randomness, min_cutout=args.min_cutout)
     rows: list[dict] = []
     metrics = evaluate(generate, specs, seeds=args.seeds, seed=args.seed, training=training,
                        grid_path=out / "samples.png", details=rows)
@@ -151,6 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--steps", type=int, default=10, help="decoding rounds (1..64)")
     g.add_argument("--cfg", type=float, default=DEFAULT_CFG, help="classifier-free guidance scale (0..30, 1 = none)")
     g.add_argument("--temperature", type=float, default=DEFAULT_TEMPERATURE, help="sampling temperature (0..5]")
+    g.add_argument("--randomness", type=float, default=DEFAULT_RANDOMNESS, help=RANDOMNESS_HELP)
     g.add_argument("--n", type=int, default=1, help="number of textures (written as NAME_i.png)")
     g.add_argument("--opaque", action="store_true",
                    help="never draw transparent pixels: a tile with no holes (for blocks)")
@@ -216,6 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--steps", type=int, default=10)
     e.add_argument("--cfg", type=float, default=DEFAULT_CFG)
     e.add_argument("--temperature", type=float, default=DEFAULT_TEMPERATURE)
+    e.add_argument("--randomness", type=float, default=DEFAULT_RANDOMNESS, help=RANDOMNESS_HELP)
     e.add_argument("--min-cutout", type=float, default=DEFAULT_MIN_CUTOUT,
                    help="as for generate (0 = score the model's raw samples)")
     e.add_argument("--device", default="auto")

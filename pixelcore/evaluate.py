@@ -27,7 +27,7 @@ import torch
 from .colors import COLOR_NAMES, ITEM_MIN_TRANSPARENT, color_matches, dominant_color, normalize_color
 from .images import save_grid
 from .palette import ALPHA_THRESHOLD
-from .sampling import DEFAULT_CFG, DEFAULT_MIN_CUTOUT, DEFAULT_TEMPERATURE, encode_prompt, sample
+from .sampling import DEFAULT_CFG, DEFAULT_MIN_CUTOUT, DEFAULT_RANDOMNESS, DEFAULT_TEMPERATURE, encode_prompt, sample
 
 log = logging.getLogger(__name__)
 
@@ -166,12 +166,13 @@ Generator = Callable[[str, int, int], np.ndarray]  # (prompt, n, seed) -> (n, H,
 
 
 def model_generator(model, steps: int = 10, cfg_scale: float = DEFAULT_CFG,
-                    temperature: float = DEFAULT_TEMPERATURE, min_cutout: float = DEFAULT_MIN_CUTOUT) -> Generator:
+                    temperature: float = DEFAULT_TEMPERATURE, min_cutout: float = DEFAULT_MIN_CUTOUT,
+                    randomness: float = DEFAULT_RANDOMNESS) -> Generator:
     """Adapts a PixelModel to the ``Generator`` signature evaluation uses (``sample``'s defaults unless given)."""
     def generate(prompt: str, n: int, seed: int) -> np.ndarray:
         cond = encode_prompt(model, prompt)
         tokens = sample(model, cond, steps=steps, cfg_scale=cfg_scale, temperature=temperature, batch_size=n,
-                        generator=torch.Generator().manual_seed(seed), min_cutout=min_cutout)
+                        randomness=randomness, generator=torch.Generator().manual_seed(seed), min_cutout=min_cutout)
         return model.palette.dequantize(tokens).cpu().numpy()
 
     return generate

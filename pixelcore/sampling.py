@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from .colors import ITEM_MIN_TRANSPARENT
 from .model import PixelModel
 from .palette import TRANSPARENT
-from .schedule import SCHEDULES, tokens_to_keep_masked
+from .schedule import SCHEDULES, mask_ratio, tokens_to_keep_masked
 from .text import check_prompts
 
 MAX_STEPS = 64
@@ -34,7 +34,15 @@ DEFAULT_TEMPERATURE = 0.7
 # with stray holes, and those cells are drawn again, opaque (``sample(min_cutout=...)``; 0 keeps them).
 DEFAULT_MIN_CUTOUT = ITEM_MIN_TRANSPARENT
 MAX_CFG = 30.0
+# How the guidance scale moves over the rounds. "constant": the full scale every round. "linear": 1 (no
+# guidance) while nothing is decided, rising with the share of the cells to generate that the mask schedule
+# has decided by that round, to the full scale (MAR's schedule, Li et al. 2024); the first round then needs
+# no unconditional pass.
+GUIDANCE_SCHEDULES = ("constant", "linear")
 MAX_TEMPERATURE = 5.0
+# MaskGIT's choice temperature: Gumbel noise on the confidences that pick the cells to keep, annealed to 0.
+DEFAULT_RANDOMNESS = 2.0
+MAX_RANDOMNESS = 20.0
 MAX_BATCH = 256
 
 
@@ -107,6 +115,15 @@ def _pad_cat(a: torch.Tensor, am: torch.Tensor, b: torch.Tensor, bm: torch.Tenso
     return torch.cat([a, b]), torch.cat([am, bm])
 
 
+def guidance_scale(cfg_scale: float, schedule: str, decided: float) -> float:
+    """The guidance scale for a round that starts with share ``decided`` (0..1) of the grid decided."""
+    if schedule == "constant":
+        return float(cfg_scale)
+    if schedule == "linear":
+        return 1.0 + (float(cfg_scale) - 1.0) * min(max(float(decided), 0.0), 1.0)
+    raise ValueError(f"unknown guidance schedule {schedule!r}: use one of {', '.join(GUIDANCE_SCHEDULES)}")
+
+
 def _guided_logits(model: PixelModel, tokens: torch.Tensor, cond, uncond, cfg_scale: float) -> torch.Tensor:
     """Logits (B, G, G, V) with classifier-free guidance: uncond + cfg * (cond - uncond)."""
     if cfg_scale == 1.0 or uncond is None:
@@ -150,8 +167,8 @@ def sampling_step(logits: torch.Tensor, tokens: torch.Tensor, unknown: torch.Ten
 
 @torch.no_grad()
 def sample(model: PixelModel, cond: Conditioning, *, steps: int = DEFAULT_STEPS, cfg_scale: float = DEFAULT_CFG,
-           temperature: float = DEFAULT_TEMPERATURE, randomness: float = 2.0, batch_size: int = 1,
-           schedule: str = "cosine",
+           temperature: float = DEFAULT_TEMPERATURE, randomness: float = DEFAULT_RANDOMNESS, batch_size: int = 1,
+           schedule: str = "cosine", guidance_schedule: str = "constant",
            generator: torch.Generator | None = None, init_tokens: torch.Tensor | None = None,
            keep_mask: torch.Tensor | None = None, allowed_tokens: torch.Tensor | None = None,
            min_cutout: float = DEFAULT_MIN_CUTOUT,
@@ -159,6 +176,9 @@ def sample(model: PixelModel, cond: Conditioning, *, steps: int = DEFAULT_STEPS,
     """Decodes token grids for each prompt of ``cond``, ``batch_size`` each (prompt-major order).
 
     Args:
+        randomness: scale of the Gumbel noise added to the confidences that pick which cells to keep,
+            annealed to 0 over the rounds (MaskGIT's choice temperature).
+        guidance_schedule: ``"constant"`` or ``"linear"`` (see ``GUIDANCE_SCHEDULES``).
         init_tokens: (B', G, G) tokens to keep where ``keep_mask`` (B', G, G) is True; B' is 1 or the output
             batch. Kept cells come back unchanged; the rest are generated around them (inpainting, variations).
         allowed_tokens: palette indices sampling may use (palette lock); the transparent token 0 is always
@@ -177,6 +197,9 @@ def sample(model: PixelModel, cond: Conditioning, *, steps: int = DEFAULT_STEPS,
         raise ValueError(f"min_cutout must be a share in 0..1 (0 = off), got {min_cutout!r}")
     if schedule not in SCHEDULES:
         raise ValueError(f"unknown schedule {schedule!r}: use one of {', '.join(SCHEDULES)}")
+    guidance_scale(cfg_scale, guidance_schedule, 0.0)  # refuses an unknown guidance schedule up front
+    if not 0.0 <= float(randomness) <= MAX_RANDOMNESS:
+        raise ValueError(f"randomness must be in 0..{MAX_RANDOMNESS:g}, got {randomness!r}")
     model.eval()
     device, G, V = model.device, model.config.grid_size, model.config.vocab_size
     B = len(cond) * batch_size
@@ -216,7 +239,9 @@ def sample(model: PixelModel, cond: Conditioning, *, steps: int = DEFAULT_STEPS,
     generated = unknown.clone()  # cells the sampler draws (not kept)
     initial_unknown = unknown.sum(1)
     for step in range(steps):
-        logits = _guided_logits(model, tokens.reshape(B, G, G), c, uncond, float(cfg_scale)).reshape(B, G * G, V)
+        decided = 1.0 - float(mask_ratio(step / steps, schedule))  # the schedule's share decided so far
+        scale = guidance_scale(cfg_scale, guidance_schedule, decided)
+        logits = _guided_logits(model, tokens.reshape(B, G, G), c, uncond, scale).reshape(B, G * G, V)
         if banned is not None:
             logits = logits.masked_fill(banned, float("-inf"))
         keep_masked = tokens_to_keep_masked(step, steps, initial_unknown, unknown.sum(1), schedule)

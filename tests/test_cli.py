@@ -67,6 +67,9 @@ def test_generate_in_process_with_a_given_model(tmp_path, saved_tiny_model):
     a, b = _check_generated(tmp_path / "a.png", 4), _check_generated(tmp_path / "b.png", 4)
     assert a.tobytes() == b.tobytes()
     assert _read_png(tmp_path / "a.png")[1]["model"] == saved_tiny_model.name
+    assert run("calm.png", "--randomness", "0", "--temperature", "0.5") == 0  # every setting is recorded
+    calm = _read_png(tmp_path / "calm.png")[1]
+    assert (calm["randomness"], calm["temperature"], calm["steps"]) == ("0.0", "0.5", "3")
     assert run("many.png", "--n", "2", "--negative", "blurry") == 0
     for i in range(2):
         assert _read_png(tmp_path / f"many_{i}.png")[1]["negative"] == "blurry"
@@ -84,6 +87,7 @@ def test_generate_in_process_with_a_given_model(tmp_path, saved_tiny_model):
     (["generate", "   ", "-o", "out.png"], "prompt is empty"),
     (["generate", PROMPT, "-o", "out.png", "--steps", "0"], "steps"),
     (["generate", PROMPT, "-o", "out.png", "--cfg", "99"], "cfg_scale"),
+    (["generate", PROMPT, "-o", "out.png", "--randomness", "-1"], "randomness must be in 0..20"),
     (["generate", PROMPT, "-o", "out.png", "--n", "0"], "batch_size"),
     (["generate", PROMPT, "-o", "out.png", "--scale", "0"], "scale"),
     (["generate", PROMPT, "-o", "out.png", "--scale", "100"], "scale"),

@@ -217,7 +217,8 @@ def test_quick_run_end_to_end_writes_table(tiny_data, tmp_path):
     run(config)
     metrics = json.loads((tmp_path / "runs" / "maskgit" / "metrics.json").read_text())
     assert {"public_color_adherence", "novel_copy_rate", "fd", "kid", "fd_halves", "kid_halves"} <= set(metrics)
-    assert metrics["sampling"] == {"cfg_scale": 1.5, "temperature": 1.0, "steps": 2}  # what scored it
+    assert metrics["sampling"] == {"cfg_scale": 1.5, "temperature": 1.0, "guidance_schedule": "constant",
+                                   "randomness": 2.0, "steps": 2}  # what scored it
     speed = json.loads((tmp_path / "runs" / "speed.json").read_text())["systems"]
     assert speed["maskgit"]["mflop"] > 0 and speed["ar"]["mflop"] > 0 and "mflop" not in speed["retrieval"]
     refs = json.loads((tmp_path / "runs" / "references.json").read_text())
@@ -333,6 +334,22 @@ def test_replicate_summary_counts_wins_and_refuses_runs_that_do_not_replicate(tm
     assert "split on colour adh. (2/3), FD (3/5); tied on copy rate (novel)." in over_all
     assert f"run --out {rescored[1]} --quick --seed 1 --cfg-scale 3.0 --temperature 0.0\n" in pooled
 
+    # A tuned sampler is its own setting, named in full; AR has no randomness, so it does not split the run.
+    tuned = [_replicate(tmp_path / "tuned", seed, {
+        "maskgit": {"fd": 2.0, "sampling": {"cfg_scale": 3.0, "temperature": 1.0, "guidance_schedule": "linear",
+                                            "randomness": 0.5}},
+        "ar": {"fd": 5.0, "sampling": {"cfg_scale": 3.0, "temperature": 1.0, "guidance_schedule": "linear",
+                                       "randomness": None}}}) for seed in (0, 1)]
+    doc = render_replicates(tuned, tmp_path / "tuned.md").read_text()
+    assert "## Guidance 3.0, temperature 1.0, linear guidance schedule, MaskGIT randomness 0.5 (seeds 0, 1)" in doc
+    assert "--seed 1 --cfg-scale 3.0 --guidance-schedule linear --randomness 0.5\n" in doc
+    clash = _replicate(tmp_path / "clash", 7, {"maskgit": {"fd": 1.0, "sampling": {"cfg_scale": 1.5,
+                                                                                   "temperature": 1.0,
+                                                                                   "randomness": 0.5}},
+                                               "no_tv": {"fd": 1.0}})
+    with pytest.raises(ValueError, match="MaskGIT randomness 0.5"):
+        render_replicates([runs[0], clash], tmp_path / "clash.md")
+
     with pytest.raises(ValueError, match="one run only"):
         render_replicates(runs[:1], tmp_path / "one.md")
     with pytest.raises(ValueError, match="share a seed"):
@@ -349,5 +366,73 @@ def test_replicate_summary_counts_wins_and_refuses_runs_that_do_not_replicate(tm
         render_replicates([runs[0], mixed], tmp_path / "mixed.md")
     assert experiments_main(["replicates", "--runs", *runs, "--notes", str(tmp_path / "missing.md"),
                              "--out", str(tmp_path / "notes.md")]) == 2  # named in the log, no traceback
-    for name in ("one", "same", "budget", "lone", "mixed", "notes"):
+    for name in ("one", "same", "budget", "lone", "mixed", "notes", "clash"):
         assert not (tmp_path / f"{name}.md").exists()
+
+
+def test_ar_linear_guidance_starts_unguided():
+    torch.manual_seed(0)
+    model = ARModel(PixelConfig.tiny(), _palette())
+    with torch.no_grad():
+        for p in model.parameters():  # larger weights, so the prompt visibly moves the logits
+            p.add_(torch.randn_like(p) * 0.5)
+
+    def draw(**kwargs):
+        return sample_ar(model, "a red sword", batch_size=16, generator=torch.Generator().manual_seed(3), **kwargs)
+
+    unguided, constant = draw(cfg_scale=1.0), draw(cfg_scale=6.0)
+    linear = draw(cfg_scale=6.0, guidance_schedule="linear")
+    assert torch.equal(linear[:, 0, 0], unguided[:, 0, 0])  # the first cell: nothing decided, no guidance
+    assert not torch.equal(linear, constant)
+    with pytest.raises(ValueError, match="constant, linear"):
+        draw(cfg_scale=2.0, guidance_schedule="cosine")
+
+
+def test_sampler_sweep_picks_on_the_first_run_and_checks_on_the_others(tiny_data, tmp_path):
+    from pixelcore.experiments.runner import prepare_features, train_system
+    from pixelcore.experiments.sweep import pick_setting, render_sweep, sweep_run
+
+    # The pick averages ranks, not FDs (each run has its own scale); ties go to the lower mean FD.
+    a, b = ("a",), ("b",)
+    assert pick_setting([{a: {"fd": 1.0}, b: {"fd": 2.0}}, {a: {"fd": 1.0}, b: {"fd": 2.0}},
+                         {a: {"fd": 100.0}, b: {"fd": 3.0}}]) == a  # the mean FD would take b
+    assert pick_setting([{a: {"fd": 1.0}, b: {"fd": 2.0}}, {a: {"fd": 90.0}, b: {"fd": 80.0}}]) == b  # a tie
+
+    data, prompts = tiny_data
+    runs = []
+    for seed in (0, 1):
+        config = ExperimentConfig(data=str(data), out=str(tmp_path / f"seed{seed}"), preset="tiny", batch_size=4,
+                                  max_steps=1, minutes_per_system=1.0, holdout=0.5, feature_steps=3,
+                                  sample_steps=2, seeds_per_prompt=1, public_prompts=str(prompts), seed=seed
+                                  ).resolved()
+        prepare_features(config)
+        for name in ("no_tv", "ar"):
+            train_system(config, name)
+        sweep_run(config, ["no_tv", "ar"], [1.5, 3.0], ["constant", "linear"], [2.0], repeats=2)
+        runs.append(config.out)
+    sweep = json.loads((tmp_path / "seed0" / "sweep.json").read_text())
+    assert [len(sweep["systems"][n]) for n in ("no_tv", "ar")] == [4, 4]  # AR has no randomness to sweep
+    row = sweep["systems"]["no_tv"][0]
+    assert len(row["per_repeat"]["fd"]) == 2 and row["fd"] == pytest.approx(np.mean(row["per_repeat"]["fd"]))
+    assert 0.0 <= row["color_adherence"] <= 1.0 and row["fd"] >= 0.0
+    picked = min(sweep["systems"]["ar"], key=lambda r: r["fd"])
+    doc = render_sweep(runs, tmp_path / "SAMPLER.md").read_text()
+    assert f"| seed 1 | `ar` | guidance {picked['cfg_scale']:g} {picked['guidance_schedule']} | " in doc  # picked on 0
+    assert "better in " in doc and "of 2 check runs" in doc
+    assert f"python -m pixelcore.experiments sweep --out {runs[1]} --seed 1 --only no_tv ar --cfg-scales 1.5 3" in doc
+
+    with pytest.raises(ValueError, match="at least two runs"):
+        render_sweep(runs[:1], tmp_path / "one.md")
+    with pytest.raises(ValueError, match="share a seed"):
+        render_sweep([runs[0], runs[0]], tmp_path / "same.md")
+    sweep_run(replace(config, seed=1), ["ar"], [5.0], ["constant"], [2.0], repeats=2)  # seed 1's AR: a wider grid
+    assert len(json.loads((tmp_path / "seed1" / "sweep.json").read_text())["systems"]["ar"]) == 5  # added a row
+    with pytest.raises(ValueError, match="other repeats"):
+        sweep_run(replace(config, seed=1), ["ar"], [5.0], ["constant"], [2.0], repeats=1)
+    with pytest.raises(ValueError, match="did not sweep ar"):
+        render_sweep(runs, tmp_path / "grid.md")
+    assert experiments_main(["sweep", "--out", str(tmp_path / "seed1"), "--preset", "tiny", "--data", str(data),
+                             "--only", "retrieval"]) == 2  # no sampler: named in the log, no traceback
+    assert experiments_main(["sweep-table", "--runs", *runs, "--notes", str(tmp_path / "missing.md"),
+                             "--out", str(tmp_path / "notes.md")]) == 2
+    assert not any((tmp_path / f"{n}.md").exists() for n in ("one", "same", "grid", "notes"))

@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from pixelcore.sampling import MAX_BATCH, MAX_CFG, MAX_STEPS, MAX_TEMPERATURE, encode_prompt, sample
+from pixelcore.sampling import (MAX_BATCH, MAX_CFG, MAX_RANDOMNESS, MAX_STEPS, MAX_TEMPERATURE, encode_prompt,
+                                guidance_scale, sample)
 from pixelcore.schedule import SCHEDULES, mask_ratio, tokens_to_keep_masked, training_mask_ratio
 
 from conftest import sensitize
@@ -114,6 +115,7 @@ def test_stray_hole_fill_respects_the_palette_lock(tiny_model):
     ({"batch_size": 0}, f"1..{MAX_BATCH}"), ({"batch_size": MAX_BATCH + 1}, f"1..{MAX_BATCH}"),
     ({"schedule": "exponential"}, "cosine"),
     ({"min_cutout": -0.1}, "0..1"), ({"min_cutout": 1.5}, "0..1"),
+    ({"guidance_schedule": "cosine"}, "constant, linear"), ({"randomness": -1.0}, f"0..{MAX_RANDOMNESS:g}"),
 ])
 def test_out_of_range_settings_are_refused_with_the_range(tiny_model, kwargs, fragment):
     cond = encode_prompt(tiny_model, "a red sword")
@@ -188,3 +190,22 @@ def test_schedule_reveals_monotonically_and_finishes(schedule):
 def test_unknown_schedule_is_refused():
     with pytest.raises(ValueError, match="cosine"):
         mask_ratio(0.5, "exponential")
+
+
+def test_guidance_schedules():
+    assert [guidance_scale(3.0, "constant", d) for d in (0.0, 0.5, 1.0)] == [3.0, 3.0, 3.0]
+    assert [guidance_scale(3.0, "linear", d) for d in (0.0, 0.5, 1.0, 1.5)] == [1.0, 2.0, 3.0, 3.0]
+    assert guidance_scale(0.0, "linear", 0.25) == 0.75  # below 1 it falls from no guidance towards the scale
+
+
+def test_linear_guidance_skips_the_unconditional_pass_while_nothing_is_decided(tiny_model):
+    batches = []
+    handle = tiny_model.register_forward_pre_hook(lambda module, args: batches.append(len(args[0])))
+    try:
+        cond = encode_prompt(tiny_model, "a red sword")
+        for schedule in ("constant", "linear"):
+            sample(tiny_model, cond, steps=3, cfg_scale=3.0, batch_size=2, guidance_schedule=schedule,
+                   min_cutout=0.0, generator=torch.Generator().manual_seed(0))
+    finally:
+        handle.remove()
+    assert batches == [4, 4, 4, 2, 4, 4]  # guided rounds run the prompt and the null condition together

@@ -1,4 +1,5 @@
-"""Command line: ``python -m pixelcore.experiments {run,features,eval,speed,table,replicates,adapt}``."""
+"""Command line: ``python -m pixelcore.experiments COMMAND``, one of run, features, eval, speed, table,
+replicates, sweep, sweep-table and adapt."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import torch
 from .adapt import adapt_report
 from .runner import SYSTEMS, ExperimentConfig, evaluate_system, measure_speed, prepare_features, run
 from .replicates import render_replicates
+from .sweep import render_sweep, sweep_run
 from .table import render
 
 log = logging.getLogger("pixelcore.experiments")
@@ -61,6 +63,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--runs", nargs="+", required=True, help="the runs' directories (at least two per sampling setting)")
     p.add_argument("--out", default="docs/quick/REPLICATES.md")
     p.add_argument("--notes", help="a hand-written markdown file to include above the verdicts")
+    w = sub.add_parser("sweep", help="score trained systems over a grid of sampling settings (<out>/sweep.json)")
+    _add_config_args(w)
+    w.add_argument("--cfg-scales", dest="cfg_scales", type=float, nargs="+", default=[1.5, 3.0, 5.0])
+    w.add_argument("--guidance-schedules", dest="guidance_schedules", nargs="+", default=["constant", "linear"])
+    w.add_argument("--randomness-values", dest="randomness_values", type=float, nargs="+", default=[0.5, 2.0, 4.5],
+                   help="MaskGIT's randomness values (AR has none)")
+    w.add_argument("--repeats", type=int, default=3, help="sampling seeds per setting, averaged")
+    wt = sub.add_parser("sweep-table", help="render the sampler sweep of several runs (the first picks)")
+    wt.add_argument("--runs", nargs="+", required=True, help="swept runs; the first picks each system's setting")
+    wt.add_argument("--out", default="docs/quick/SAMPLER.md")
+    wt.add_argument("--notes", help="a hand-written markdown file to include above the comparison")
     a = sub.add_parser("adapt", help="score models on a pack's held-out textures (after a fine-tune on the rest)")
     a.add_argument("models", nargs="+", help="release .safetensors files ('default' = the shipped model)")
     a.add_argument("--pack", required=True, help="the pack the fine-tune trained on")
@@ -82,6 +95,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "replicates":
             log.info("wrote %s", render_replicates(args.runs, args.out, args.notes))
             return 0
+        if args.command == "sweep-table":
+            log.info("wrote %s", render_sweep(args.runs, args.out, args.notes))
+            return 0
         if args.command == "adapt":
             config = ExperimentConfig(data=args.pack, out=args.out, holdout=args.holdout, seed=args.seed,
                                       feature_steps=args.feature_steps)
@@ -99,6 +115,11 @@ def main(argv: list[str] | None = None) -> int:
                 n for n in SYSTEMS if (Path(config.out) / n / "model.safetensors").exists()
             ]:
                 evaluate_system(config, name)
+        elif args.command == "sweep":
+            names = args.only or [n for n in SYSTEMS if SYSTEMS[n].kind != "retrieval"
+                                  and (Path(config.out) / n / "model.safetensors").exists()]
+            log.info("wrote %s", sweep_run(config, names, args.cfg_scales, args.guidance_schedules,
+                                           args.randomness_values, args.repeats))
         elif args.command == "speed":
             measure_speed(config, args.only)
     except ValueError as err:

@@ -26,6 +26,7 @@ from ..checkpoint import read_safetensors, write_safetensors
 from ..losses import maskgit_loss, palette_features, token_weights
 from ..model import PixelConfig
 from ..palette import Palette
+from ..sampling import guidance_scale
 from ..text import build_text_encoder, check_prompts
 from ..train import TrainConfig, pick_device, prepare_data
 
@@ -195,11 +196,13 @@ def sample_ar(
     temperature: float = 1.0,
     generator: torch.Generator | None = None,
     use_cache: bool = True,
+    guidance_schedule: str = "constant",
 ) -> torch.Tensor:
     """Samples ``batch_size`` grids per prompt (prompt-major): long tensor (P * batch_size, G, G).
 
     Classifier-free guidance mixes conditional and null-prompt logits at every position; uniforms are drawn
-    on the CPU from ``generator`` so a seed repeats on any device.
+    on the CPU from ``generator`` so a seed repeats on any device. ``guidance_schedule`` is MaskGIT's
+    (``sampling.GUIDANCE_SCHEDULES``), with the share of the grid decided read as the raster position.
     """
     prompts = check_prompts(prompts)
     model.eval()
@@ -208,6 +211,7 @@ def sample_ar(
     cond, mask = model.condition(ids)
     B = cond.shape[0]
     guided = cfg_scale != 1.0
+    guidance_scale(cfg_scale, guidance_schedule, 0.0)  # refuses an unknown schedule before any work
     if guided:
         null, null_mask = model.null_cond.expand(B, 1, -1), mask.new_ones(B, 1)
         length = cond.shape[1]
@@ -223,7 +227,8 @@ def sample_ar(
         logits = logits.float()
         if guided:
             cond_logits, null_logits = logits.chunk(2)
-            logits = null_logits + cfg_scale * (cond_logits - null_logits)
+            scale = guidance_scale(cfg_scale, guidance_schedule, t / model.n_tokens)
+            logits = null_logits + scale * (cond_logits - null_logits)
         probs = F.softmax(logits / temperature, dim=-1)
         u = torch.rand(B, 1, generator=generator).to(device)
         cdf = probs.cumsum(-1)

@@ -17,8 +17,8 @@ import math
 from pathlib import Path
 
 from .runner import SYSTEMS
-from .table import (COLUMNS, REFERENCES, _REPEATED, _improvement, load_run, reference_values, run_command,
-                    scored_sampling)
+from .table import (COLUMNS, REFERENCES, _REPEATED, _improvement, describe_sampling, load_run, reference_values,
+                    run_command, sampling_settings, scored_sampling)
 
 # (system, what it is compared with, what a win of the first means): the ablations against the design as
 # first built, and both MaskGIT designs (TV on, as first built; TV off, the default since) against AR.
@@ -58,11 +58,11 @@ def load_replicates(runs: list[str | Path]) -> dict[tuple, list[dict]]:
     for sampling, group in groups.items():
         seeds = [r["config"].get("seed") for r in group]
         if len(group) < 2:
-            raise ValueError(f"guidance {sampling[0]}, temperature {sampling[1]}: one run only; a replicate "
+            raise ValueError(f"{describe_sampling(sampling)}: one run only; a replicate "
                              "summary needs at least two runs per sampling setting (the same experiment, other "
                              "--seed)")
         if len(set(seeds)) < len(seeds):
-            raise ValueError(f"runs scored at guidance {sampling[0]}, temperature {sampling[1]} share a seed "
+            raise ValueError(f"runs scored at {describe_sampling(sampling)} share a seed "
                              f"({seeds}): replicates need different --seed values")
     return groups
 
@@ -156,11 +156,6 @@ def _win_table(group: list[dict], columns: list[tuple[str, str, str]]) -> list[s
     return rows
 
 
-def _sampling_title(sampling: tuple) -> str:
-    cfg_scale, temperature = sampling
-    return f"guidance {cfg_scale}, temperature {temperature or 'MaskGIT 0.7, AR 1.0 (each its own default)'}"
-
-
 def render_replicates(runs: list[str | Path], out: str | Path, notes: str | Path | None = None) -> Path:
     """Writes the replicate summary of ``runs`` to ``out``: per sampling setting, every metric's mean ± sd,
     the pairwise win counts and the verdicts; with several settings, the verdicts over all of them."""
@@ -186,7 +181,7 @@ def render_replicates(runs: list[str | Path], out: str | Path, notes: str | Path
     for sampling, group in groups.items():
         seeds = ", ".join(str(r["config"].get("seed")) for r in group)
         parts += [
-            f"## G{_sampling_title(sampling)[1:]} (seeds {seeds})",
+            f"## G{describe_sampling(sampling)[1:]} (seeds {seeds})",
             "",
             *_metric_table(group, columns),
             "",
@@ -203,7 +198,7 @@ def render_replicates(runs: list[str | Path], out: str | Path, notes: str | Path
         parts += [
             "## Verdicts over every setting and run (generated)",
             "",
-            f"{len(everything)} scored runs: {'; '.join(_sampling_title(s) for s in groups)}.",
+            f"{len(everything)} scored runs: {'; '.join(describe_sampling(s) for s in groups)}.",
             "",
             *[f"- {line}" for line in _verdicts(list(groups.values()), columns)],
             "",
@@ -215,8 +210,8 @@ def render_replicates(runs: list[str | Path], out: str | Path, notes: str | Path
         "pixelcore.experiments eval --out <copy> --cfg-scale G --temperature T` (add the run's own flags).",
         "",
         "```bash",
-        *[run_command({**r["config"], "cfg_scale": r["sampling"][0], "temperature": r["sampling"][1]},
-                      r["run"].as_posix()) for r in everything],
+        *[run_command({**r["config"], **sampling_settings(r["sampling"])}, r["run"].as_posix())
+          for r in everything],
         "python -m pixelcore.experiments replicates --runs "
         + " ".join(r["run"].as_posix() for r in everything) + f" --out {Path(out).as_posix()}",
         "```",

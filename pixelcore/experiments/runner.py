@@ -36,7 +36,7 @@ from ..evaluate import PromptSpec, copy_references, load_prompts, score_samples
 from ..images import save_grid
 from ..losses import LossConfig
 from ..palette import Palette
-from ..sampling import DEFAULT_CFG, DEFAULT_STEPS, encode_prompt, sample
+from ..sampling import DEFAULT_CFG, DEFAULT_RANDOMNESS, DEFAULT_STEPS, encode_prompt, sample
 from ..train import TrainConfig, prepare_data, train
 from . import features as feat
 from .ar import load_ar, sample_ar, train_ar
@@ -106,6 +106,8 @@ class ExperimentConfig:
     # 1.0), as the first quick tables were made; a lower temperature trades diversity (and FD) for adherence.
     cfg_scale: float = DEFAULT_CFG
     temperature: float = 1.0
+    guidance_schedule: str = "constant"  # sampling.GUIDANCE_SCHEDULES, for MaskGIT and AR alike
+    randomness: float = DEFAULT_RANDOMNESS  # MaskGIT's choice temperature (AR has no such choice)
     speed_repeats: int = 3
 
     def resolved(self) -> ExperimentConfig:
@@ -247,6 +249,7 @@ def load_system(config: ExperimentConfig, name: str) -> tuple[BatchGenerator, in
                 prompts,
                 batch_size=n,
                 cfg_scale=config.cfg_scale,
+                guidance_schedule=config.guidance_schedule,
                 generator=torch.Generator().manual_seed(seed),
                 **temperature,
             )
@@ -263,6 +266,8 @@ def load_system(config: ExperimentConfig, name: str) -> tuple[BatchGenerator, in
             encode_prompt(model, prompts),
             steps=config.sample_steps,
             cfg_scale=config.cfg_scale,
+            guidance_schedule=config.guidance_schedule,
+            randomness=config.randomness,
             batch_size=n,
             generator=torch.Generator().manual_seed(seed),
             min_cutout=0.0,  # the study compares networks: no stray-hole pass, which the AR sampler lacks
@@ -304,6 +309,8 @@ def evaluate_system(config: ExperimentConfig, name: str) -> dict:
     metrics: dict = {"system": name, "label": SYSTEMS[name].label, "params": n_params}
     if kind != "retrieval":  # a re-score may use other settings than the run: each system records its own
         metrics["sampling"] = {"cfg_scale": config.cfg_scale, "temperature": config.temperature,
+                               "guidance_schedule": config.guidance_schedule,
+                               "randomness": config.randomness if kind == "maskgit" else None,
                                "steps": config.sample_steps if kind == "maskgit" else None}
     S = config.seeds_per_prompt
     for set_name, prompt_path in (("public", config.public_prompts), ("novel", config.novel_prompts)):

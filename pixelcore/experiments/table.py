@@ -9,6 +9,7 @@ import shutil
 from dataclasses import asdict, fields
 from pathlib import Path
 
+from ..sampling import DEFAULT_RANDOMNESS
 from .runner import SYSTEMS, ExperimentConfig
 
 # (metrics.json key, column title, better: "high", "low" or "" for no direction)
@@ -96,21 +97,52 @@ def _fmt(value, digits: int = 3) -> str:
     return str(value)
 
 
-def scored_sampling(metrics: dict[str, dict], config: dict, where: str | Path = "run") -> tuple[float, float]:
-    """(guidance, temperature) the systems were scored with: each system's own record (a re-score with
-    ``eval`` may change them), else the run's settings (runs scored before systems recorded them).
+def scored_sampling(metrics: dict[str, dict], config: dict, where: str | Path = "run") -> tuple:
+    """(guidance, temperature, guidance schedule, MaskGIT randomness) the systems were scored with: each
+    system's own record (a re-score with ``eval`` may change them), else the run's settings (runs scored
+    before systems recorded them). The randomness is MaskGIT's alone (None in a run without MaskGIT).
 
     Raises:
         ValueError: if the systems were scored with different settings.
     """
-    # Runs written before these keys existed sampled at guidance 3 and each sampler's own temperature.
-    run_setting = (config.get("cfg_scale", 3.0), config.get("temperature", 0.0))
-    seen = {(m["sampling"]["cfg_scale"], m["sampling"]["temperature"]) if "sampling" in m else run_setting
-            for name, m in metrics.items() if name not in SYSTEMS or SYSTEMS[name].kind != "retrieval"}
-    if len(seen) > 1:
-        raise ValueError(f"{where}: its systems were scored with different sampling settings {sorted(seen)}; "
+    # Runs written before these keys existed sampled at guidance 3 and each sampler's own temperature, with
+    # constant guidance and the sampler's default randomness.
+    run_setting = {"cfg_scale": 3.0, "temperature": 0.0, "guidance_schedule": "constant",
+                   "randomness": DEFAULT_RANDOMNESS}
+    run_setting = {k: config.get(k, v) for k, v in run_setting.items()}
+    shared, choice = set(), set()
+    for name, m in metrics.items():
+        kind = SYSTEMS[name].kind if name in SYSTEMS else None
+        if kind == "retrieval":
+            continue
+        setting = {**run_setting, **m["sampling"]} if "sampling" in m else run_setting
+        shared.add((setting["cfg_scale"], setting["temperature"], setting["guidance_schedule"]))
+        if kind == "maskgit":
+            choice.add(setting["randomness"])
+    if len(shared) > 1 or len(choice) > 1:
+        seen = [str(x) for x in sorted(shared)] + [f"MaskGIT randomness {r}" for r in sorted(choice)]
+        raise ValueError(f"{where}: its systems were scored with different sampling settings {seen}; "
                          "re-score them together with `python -m pixelcore.experiments eval`")
-    return seen.pop() if seen else run_setting
+    cfg_scale, temperature, schedule = shared.pop() if shared else (
+        run_setting["cfg_scale"], run_setting["temperature"], run_setting["guidance_schedule"])
+    return cfg_scale, temperature, schedule, choice.pop() if choice else None
+
+
+def describe_sampling(sampling: tuple) -> str:
+    """'guidance G, temperature T', plus the guidance schedule and MaskGIT randomness where not the default."""
+    cfg_scale, temperature, schedule, randomness = sampling
+    text = f"guidance {cfg_scale}, temperature {temperature or 'MaskGIT 0.7, AR 1.0 (each its own default)'}"
+    if schedule != "constant":
+        text += f", {schedule} guidance schedule"
+    if randomness is not None and randomness != DEFAULT_RANDOMNESS:
+        text += f", MaskGIT randomness {randomness}"
+    return text
+
+
+def sampling_settings(sampling: tuple) -> dict:
+    """The ExperimentConfig fields of a ``scored_sampling`` tuple (randomness left out where it is None)."""
+    keys = ("cfg_scale", "temperature", "guidance_schedule", "randomness")
+    return {k: v for k, v in zip(keys, sampling) if v is not None}
 
 
 def load_run(runs: Path) -> tuple[dict[str, dict], dict, dict, dict]:
@@ -293,8 +325,8 @@ def render(runs: str | Path, out: str | Path) -> Path:
             f"| `{name}` | ![{name} public](results/{name}_public.png) | "
             f"![{name} novel](results/{name}_novel.png) |"
         )
-    cfg_scale, temperature = scored_sampling(metrics, config, runs)
-    config = {**config, "cfg_scale": cfg_scale, "temperature": temperature}
+    sampling = scored_sampling(metrics, config, runs)
+    config = {**config, **sampling_settings(sampling)}
     device = speed.get("gpu") or speed.get("device", "?")
     mode = "quick" if config.get("quick") else "full"
     parts = [
@@ -303,7 +335,7 @@ def render(runs: str | Path, out: str | Path) -> Path:
         f"Mode **{mode}**: preset `{config.get('preset')}`, {config.get('minutes_per_system')} min per "
         f"system (step cap {config.get('max_steps')}), batch {config.get('batch_size')}, device "
         f"`{config.get('device')}`, held-out share {config.get('holdout')}, seed {config.get('seed')}. "
-        f"Sampling: guidance {cfg_scale}, temperature {temperature or 'MaskGIT 0.7, AR 1.0'}. "
+        f"Sampling: {describe_sampling(sampling).replace(' (each its own default)', '')}. "
         f"Speed measured on `{device}` with "
         f"{speed.get('threads', '?')} torch threads, MaskGIT at {speed.get('sample_steps', '?')} rounds; "
         f"AR with KV cache (batch 1 without cache: "
