@@ -427,6 +427,10 @@ def test_sampler_sweep_picks_on_the_first_run_and_checks_on_the_others(tiny_data
         render_sweep([runs[0], runs[0]], tmp_path / "same.md")
     sweep_run(replace(config, seed=1), ["ar"], [5.0], ["constant"], [2.0], repeats=2)  # seed 1's AR: a wider grid
     assert len(json.loads((tmp_path / "seed1" / "sweep.json").read_text())["systems"]["ar"]) == 5  # added a row
+    with pytest.raises(ValueError, match="guidance scales must be in 0..30"):  # refused before any work
+        sweep_run(replace(config, seed=1), ["ar"], [1.5, 99.0], ["constant"], [2.0], repeats=2)
+    with pytest.raises(ValueError, match="randomness values must be in"):
+        sweep_run(replace(config, seed=1), ["no_tv"], [1.5], ["constant"], [-1.0], repeats=2)
     with pytest.raises(ValueError, match="other repeats"):
         sweep_run(replace(config, seed=1), ["ar"], [5.0], ["constant"], [2.0], repeats=1)
     with pytest.raises(ValueError, match="did not sweep ar"):

@@ -29,7 +29,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..evaluate import load_prompts, score_samples
-from ..sampling import GUIDANCE_SCHEDULES
+from ..sampling import GUIDANCE_SCHEDULES, MAX_CFG, MAX_RANDOMNESS
 from . import features as feat
 from .runner import SYSTEMS, ExperimentConfig, _in_chunks, _write_json, heldout_prompts, load_system, training_split
 from .table import run_command
@@ -53,6 +53,10 @@ def settings_grid(kind: str, cfg_scales: list[float], schedules: list[str], rand
         raise ValueError(f"unknown guidance schedules {unknown}: use {', '.join(GUIDANCE_SCHEDULES)}")
     if not cfg_scales or not schedules or (kind == "maskgit" and not randomness):
         raise ValueError("give at least one value for each swept setting")
+    if not all(0.0 <= float(c) <= MAX_CFG for c in cfg_scales):
+        raise ValueError(f"guidance scales must be in 0..{MAX_CFG:g}, got {cfg_scales}")
+    if kind == "maskgit" and not all(0.0 <= float(r) <= MAX_RANDOMNESS for r in randomness):
+        raise ValueError(f"randomness values must be in 0..{MAX_RANDOMNESS:g}, got {randomness}")
     choices = randomness if kind == "maskgit" else [None]
     return [{"cfg_scale": float(c), "guidance_schedule": s, **({} if r is None else {"randomness": float(r)})}
             for c, s, r in itertools.product(cfg_scales, schedules, choices)]
@@ -80,6 +84,7 @@ def sweep_run(config: ExperimentConfig, names: list[str], cfg_scales: list[float
                              f"run --out {out} --only {name}` first")
     if not (out / "features.safetensors").exists():
         raise ValueError(f"{out}: no feature net; run `python -m pixelcore.experiments features` first")
+    grids = {name: settings_grid(SYSTEMS[name].kind, cfg_scales, schedules, randomness) for name in names}
     net = feat.load_feature_net(out / "features.safetensors")
     split = training_split(config)
     real_f = feat.extract_features(net, np.stack([r.pixels for r in split.held_out]))
@@ -94,8 +99,7 @@ def sweep_run(config: ExperimentConfig, names: list[str], cfg_scales: list[float
         raise ValueError(f"{path} was swept with other {', '.join(differs)}: sweep with the same settings to add "
                          "to it, or move it away to start a new sweep")
     systems = result["systems"]
-    for name in names:
-        grid = settings_grid(SYSTEMS[name].kind, cfg_scales, schedules, randomness)
+    for name, grid in grids.items():
         rows = {_key(r): r for r in systems.get(name, [])}  # a new setting adds a row, a known one replaces it
         for setting in tqdm(grid, desc=f"sweep {name}", unit="setting"):
             generate, _ = load_system(replace(config, **setting), name)
