@@ -70,8 +70,9 @@ def main(argv: list[str] | None = None) -> int:
     w.add_argument("--randomness-values", dest="randomness_values", type=float, nargs="+", default=[0.5, 2.0, 4.5],
                    help="MaskGIT's randomness values (AR has none)")
     w.add_argument("--repeats", type=int, default=3, help="sampling seeds per setting, averaged")
-    wt = sub.add_parser("sweep-table", help="render the sampler sweep of several runs (the first picks)")
-    wt.add_argument("--runs", nargs="+", required=True, help="swept runs; the first picks each system's setting")
+    wt = sub.add_parser("sweep-table",
+                        help="render the sampler sweep of several runs (each checked with the others' pick)")
+    wt.add_argument("--runs", nargs="+", required=True, help="swept runs (at least two, other seeds)")
     wt.add_argument("--out", default="docs/quick/SAMPLER.md")
     wt.add_argument("--notes", help="a hand-written markdown file to include above the comparison")
     a = sub.add_parser("adapt", help="score models on a pack's held-out textures (after a fine-tune on the rest)")

@@ -20,7 +20,6 @@ from __future__ import annotations
 import itertools
 import json
 import logging
-import math
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -32,7 +31,7 @@ from ..evaluate import load_prompts, score_samples
 from ..sampling import GUIDANCE_SCHEDULES, MAX_CFG, MAX_RANDOMNESS
 from . import features as feat
 from .runner import SYSTEMS, ExperimentConfig, _in_chunks, _write_json, heldout_prompts, load_system, training_split
-from .table import run_command
+from .table import _fmt, run_command
 
 log = logging.getLogger(__name__)
 
@@ -131,10 +130,6 @@ def _key(row: dict) -> tuple:
 def _describe(row: dict) -> str:
     text = f"guidance {row['cfg_scale']:g} {row['guidance_schedule']}"
     return text + (f", randomness {row['randomness']:g}" if row.get("randomness") is not None else "")
-
-
-def _fmt(value: float, digits: int = 3) -> str:
-    return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
 
 
 def pick_setting(tables: list[dict[tuple, dict]]) -> tuple:

@@ -97,6 +97,10 @@ def _fmt(value, digits: int = 3) -> str:
     return str(value)
 
 
+# The ExperimentConfig fields a system's sampling record holds, in the order of ``scored_sampling``'s tuple.
+SAMPLING_KEYS = ("cfg_scale", "temperature", "guidance_schedule", "randomness")
+
+
 def scored_sampling(metrics: dict[str, dict], config: dict, where: str | Path = "run") -> tuple:
     """(guidance, temperature, guidance schedule, MaskGIT randomness) the systems were scored with: each
     system's own record (a re-score with ``eval`` may change them), else the run's settings (runs scored
@@ -107,9 +111,8 @@ def scored_sampling(metrics: dict[str, dict], config: dict, where: str | Path = 
     """
     # Runs written before these keys existed sampled at guidance 3 and each sampler's own temperature, with
     # constant guidance and the sampler's default randomness.
-    run_setting = {"cfg_scale": 3.0, "temperature": 0.0, "guidance_schedule": "constant",
-                   "randomness": DEFAULT_RANDOMNESS}
-    run_setting = {k: config.get(k, v) for k, v in run_setting.items()}
+    old_defaults = (3.0, 0.0, "constant", DEFAULT_RANDOMNESS)
+    run_setting = {k: config.get(k, v) for k, v in zip(SAMPLING_KEYS, old_defaults)}
     shared, choice = set(), set()
     for name, m in metrics.items():
         kind = SYSTEMS[name].kind if name in SYSTEMS else None
@@ -141,8 +144,7 @@ def describe_sampling(sampling: tuple) -> str:
 
 def sampling_settings(sampling: tuple) -> dict:
     """The ExperimentConfig fields of a ``scored_sampling`` tuple (randomness left out where it is None)."""
-    keys = ("cfg_scale", "temperature", "guidance_schedule", "randomness")
-    return {k: v for k, v in zip(keys, sampling) if v is not None}
+    return {k: v for k, v in zip(SAMPLING_KEYS, sampling) if v is not None}
 
 
 def load_run(runs: Path) -> tuple[dict[str, dict], dict, dict, dict]:
