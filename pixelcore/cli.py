@@ -27,7 +27,6 @@ def _device(name: str) -> torch.device:
 
 def cmd_generate(args: argparse.Namespace) -> int:
     from .checkpoint import default_model_path, load_model
-    from .editing import opaque_only
     from .images import MAX_SCALE, save_png, upscale_nearest
     from .sampling import encode_prompt, sample
 
@@ -38,10 +37,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
         raise ValueError(f"--scale must be in 1..{MAX_SCALE} (1 = no enlargement), got {args.scale}")
     model = load_model(args.model or default_model_path(), device=_device(args.device))
     cond = encode_prompt(model, args.prompt, args.negative or None)
-    with opaque_only(model, args.opaque):
-        tokens = sample(model, cond, steps=args.steps, cfg_scale=args.cfg, temperature=args.temperature,
-                        randomness=args.randomness, batch_size=args.n,
-                        generator=torch.Generator().manual_seed(args.seed), min_cutout=args.min_cutout)
+    tokens = sample(model, cond, steps=args.steps, cfg_scale=args.cfg, temperature=args.temperature,
+                    randomness=args.randomness, batch_size=args.n, opaque=args.opaque,
+                    generator=torch.Generator().manual_seed(args.seed), min_cutout=args.min_cutout)
     textures = model.palette.dequantize(tokens).cpu().numpy()
     for i, rgba in enumerate(textures):
         path = out if args.n == 1 else out.with_name(f"{out.stem}_{i}{out.suffix}")

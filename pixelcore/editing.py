@@ -27,8 +27,6 @@ from .sampling import Conditioning, encode_prompt, sample
 MAX_REDUCE_FACTOR = 16
 # Opaque cells darker than this OKLab lightness count as outline and survive a recolour.
 OUTLINE_LIGHTNESS = 0.3
-# A logit that loses to any real one, yet finite (and within float16) so guidance arithmetic stays finite.
-_NEVER_LOGIT = -1.0e4
 
 
 # --- images -> tokens ---------------------------------------------------------------------------------
@@ -103,25 +101,6 @@ def seamless_mode(model: PixelModel, enabled: bool = True) -> Iterator[PixelMode
             module.padding_mode = mode
 
 
-@contextmanager
-def opaque_only(model: PixelModel, enabled: bool = True) -> Iterator[PixelModel]:
-    """Keeps sampling from choosing the transparent token (``sample`` always allows it, even under a lock).
-
-    A forward hook pushes the transparent logit far down; finite, so classifier-free guidance stays finite.
-    """
-    def hook(module, args, logits):
-        logits = logits.clone()
-        logits[..., TRANSPARENT] = _NEVER_LOGIT
-        return logits
-
-    handle = model.register_forward_hook(hook) if enabled else None
-    try:
-        yield model
-    finally:
-        if handle is not None:
-            handle.remove()
-
-
 def sample_around(model: PixelModel, cond: Conditioning, init: torch.Tensor | None, keep: torch.Tensor | None,
                   count: int, *, seamless: bool = False, opaque: bool = False,
                   allowed_tokens: torch.Tensor | None = None, **sample_kwargs) -> torch.Tensor:
@@ -135,9 +114,9 @@ def sample_around(model: PixelModel, cond: Conditioning, init: torch.Tensor | No
     if count % len(cond):
         raise ValueError(f"got {len(cond)} prompts for {count} textures: give one prompt, or one per texture")
     batch_size = count // len(cond)
-    with seamless_mode(model, seamless), opaque_only(model, opaque):
+    with seamless_mode(model, seamless):
         return sample(model, cond, batch_size=batch_size, init_tokens=init, keep_mask=keep,
-                      allowed_tokens=allowed_tokens, **sample_kwargs)
+                      allowed_tokens=allowed_tokens, opaque=opaque, **sample_kwargs)
 
 
 def inpaint(model: PixelModel, cond: Conditioning, tokens: torch.Tensor, repaint: torch.Tensor,

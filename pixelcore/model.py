@@ -2,12 +2,16 @@
 
 Shape of the network (B = batch, G = grid side, P = patch side, N = (G/P)^2 patches, D = width):
 
+    text features (B, L, D) -> transformer blocks, text attending to text -> keys/values per block (TextStates)
     tokens (B, G, G) -> embed (B, C, G, G) -> conv stem -> patchify (B, N, D) + 2D positions
-    [text features (B, L, D) ; patches (B, N, D)] -> transformer blocks (bidirectional) -> patches (B, N, D)
+    -> transformer blocks, patches attending to [text ; patches] -> patches (B, N, D)
     -> unpatchify (B, C, G, G) + stem skip -> conv head -> logits (B, G, G, V)
 
-Text tokens attend only to text tokens: their states do not depend on the image being decoded, and a padded
-prompt position never changes a result.
+Text tokens attend only to text tokens, so their states do not depend on the image being decoded: the text
+stream runs once per prompt batch (``text_states``) and every decoding round reuses its keys and values
+(``decode``). This is the same network as one joint sequence of [text ; patches] under a mask that hides the
+patches from the text, without the text's share of the work in every round. A padded prompt position never
+changes a result.
 """
 
 from __future__ import annotations
@@ -91,6 +95,25 @@ class ConvBlock(nn.Module):
         return x + self._conv(self.conv2, F.gelu(self._conv(self.conv1, self.norm(x))))
 
 
+KeysValues = tuple[torch.Tensor, torch.Tensor]  # keys and values of one block, each (B, h, T, c)
+
+
+@dataclass
+class TextStates:
+    """The text stream's keys and values in every block, computed once per prompt batch by
+    ``PixelModel.text_states`` and attended to by the patches in every decoding round."""
+
+    keys_values: list[KeysValues]  # one per block, each (B, h, L, c)
+    mask: torch.Tensor  # (B, L) True on real text positions
+
+    def __len__(self) -> int:
+        return len(self.mask)
+
+    def rows(self, index: torch.Tensor | slice) -> TextStates:
+        """The states of some prompts of the batch (an index tensor or a slice over the batch)."""
+        return TextStates([(k[index], v[index]) for k, v in self.keys_values], self.mask[index])
+
+
 class Attention(nn.Module):
     def __init__(self, config: PixelConfig):
         super().__init__()
@@ -99,13 +122,22 @@ class Attention(nn.Module):
         self.proj = nn.Linear(config.n_embd, config.n_embd)
         self.dropout = config.dropout
 
-    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, key_mask: torch.Tensor,
+                prefix: KeysValues | None = None) -> tuple[torch.Tensor, KeysValues]:
+        """Attention of x (B, T, C) to ``prefix`` (cached keys and values) followed by x itself.
+
+        ``key_mask`` (B, T') is True on the keys that may be attended to, prefix first. Returns the output
+        (B, T, C) and x's own keys and values.
+        """
         B, T, C = x.shape
         q, k, v = self.qkv(x).split(C, dim=2)
         q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))  # (B, h, T, c)
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask,
+        own = (k, v)
+        if prefix is not None:
+            k, v = torch.cat([prefix[0], k], dim=2), torch.cat([prefix[1], v], dim=2)  # (B, h, T', c)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask[:, None, None, :],
                                            dropout_p=self.dropout if self.training else 0.0)
-        return self.proj(y.transpose(1, 2).reshape(B, T, C))
+        return self.proj(y.transpose(1, 2).reshape(B, T, C)), own
 
 
 class Block(nn.Module):
@@ -117,9 +149,12 @@ class Block(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(config.n_embd, 4 * config.n_embd), nn.GELU(),
                                  nn.Linear(4 * config.n_embd, config.n_embd), nn.Dropout(config.dropout))
 
-    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor) -> torch.Tensor:
-        x = x + self.attn(self.ln1(x), attn_mask)
-        return x + self.mlp(self.ln2(x))
+    def forward(self, x: torch.Tensor, key_mask: torch.Tensor,
+                prefix: KeysValues | None = None) -> tuple[torch.Tensor, KeysValues]:
+        """The block's output for x and x's keys and values (see ``Attention.forward``)."""
+        attended, own = self.attn(self.ln1(x), key_mask, prefix)
+        x = x + attended
+        return x + self.mlp(self.ln2(x)), own
 
 
 class PixelModel(nn.Module):
@@ -197,17 +232,16 @@ class PixelModel(nn.Module):
         cond = self.null_cond.expand(batch, 1, -1)
         return cond, torch.ones(batch, 1, dtype=torch.bool, device=cond.device)
 
-    def _attention_mask(self, cond_mask: torch.Tensor) -> torch.Tensor:
-        """(B, 1, T, T) boolean mask: text sees real text only, patches see real text and all patches."""
-        B, L = cond_mask.shape
-        N = self.side * self.side
-        keys = torch.cat([cond_mask, cond_mask.new_ones(B, N)], dim=1)  # (B, T)
-        allowed = keys[:, None, :].repeat(1, L + N, 1)  # (B, T, T)
-        allowed[:, :L, L:] = False
-        return allowed[:, None]
+    def text_states(self, cond: torch.Tensor, cond_mask: torch.Tensor) -> TextStates:
+        """Runs projected text (B, L, D) through the blocks, text attending to real text only."""
+        keys_values = []
+        for block in self.blocks:
+            cond, own = block(cond, cond_mask)
+            keys_values.append(own)
+        return TextStates(keys_values, cond_mask)
 
-    def forward(self, tokens: torch.Tensor, cond: torch.Tensor, cond_mask: torch.Tensor) -> torch.Tensor:
-        """Logits (B, G, G, V) for tokens (B, G, G) (mask token = ``vocab_size``) and projected text (B, L, D)."""
+    def decode(self, tokens: torch.Tensor, text: TextStates) -> torch.Tensor:
+        """Logits (B, G, G, V) for tokens (B, G, G) (mask token = ``vocab_size``) given the prompts' states."""
         B, G, _ = tokens.shape
         P, S = self.config.patch_size, self.side
         x = self.embed(tokens).permute(0, 3, 1, 2)  # (B, C, G, G)
@@ -215,11 +249,15 @@ class PixelModel(nn.Module):
         x = skip.reshape(B, -1, S, P, S, P).permute(0, 2, 4, 1, 3, 5).reshape(B, S * S, -1)  # (B, N, C*P*P)
         x = self.patch_in(x)  # (B, N, D)
         pos = (self.pos_row + self.pos_col).reshape(S * S, -1) if self.config.pos_2d else self.pos_flat
-        x = torch.cat([cond, x + pos], dim=1)  # (B, L+N, D)
-        attn_mask = self._attention_mask(cond_mask)
-        for block in self.blocks:
-            x = block(x, attn_mask)
-        x = self.patch_out(self.ln_f(x[:, cond.shape[1]:]))  # (B, N, C*P*P)
+        x = x + pos
+        key_mask = torch.cat([text.mask, text.mask.new_ones(B, S * S)], dim=1)  # (B, L+N): real text, all patches
+        for block, prefix in zip(self.blocks, text.keys_values):
+            x, _ = block(x, key_mask, prefix)
+        x = self.patch_out(self.ln_f(x))  # (B, N, C*P*P)
         x = x.reshape(B, S, S, -1, P, P).permute(0, 3, 1, 4, 2, 5).reshape(B, -1, G, G)  # (B, C, G, G)
         x = self.head_conv(x + skip)
         return self.head(x.permute(0, 2, 3, 1))  # (B, G, G, V)
+
+    def forward(self, tokens: torch.Tensor, cond: torch.Tensor, cond_mask: torch.Tensor) -> torch.Tensor:
+        """Logits (B, G, G, V) for tokens (B, G, G) and projected text (B, L, D) with its mask (B, L)."""
+        return self.decode(tokens, self.text_states(cond, cond_mask))

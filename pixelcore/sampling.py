@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from .colors import ITEM_MIN_TRANSPARENT
-from .model import PixelModel
+from .model import PixelModel, TextStates
 from .palette import TRANSPARENT
 from .schedule import SCHEDULES, mask_ratio, tokens_to_keep_masked
 from .text import check_prompts
@@ -124,12 +124,15 @@ def guidance_scale(cfg_scale: float, schedule: str, decided: float) -> float:
     raise ValueError(f"unknown guidance schedule {schedule!r}: use one of {', '.join(GUIDANCE_SCHEDULES)}")
 
 
-def _guided_logits(model: PixelModel, tokens: torch.Tensor, cond, uncond, cfg_scale: float) -> torch.Tensor:
-    """Logits (B, G, G, V) with classifier-free guidance: uncond + cfg * (cond - uncond)."""
-    if cfg_scale == 1.0 or uncond is None:
-        return model(tokens, *cond).float()
-    both, both_mask = _pad_cat(*cond, *uncond)
-    logits_c, logits_u = model(torch.cat([tokens, tokens]), both, both_mask).float().chunk(2)
+def _guided_logits(model: PixelModel, tokens: torch.Tensor, text: TextStates, cfg_scale: float) -> torch.Tensor:
+    """Logits (B, G, G, V) with classifier-free guidance: uncond + cfg * (cond - uncond).
+
+    ``text`` holds the prompts' states in rows 0..B-1 and the unconditional (or negative) ones in rows B..2B-1.
+    """
+    B = len(tokens)
+    if cfg_scale == 1.0:
+        return model.decode(tokens, text.rows(slice(0, B))).float()
+    logits_c, logits_u = model.decode(torch.cat([tokens, tokens]), text).float().chunk(2)
     return logits_u + cfg_scale * (logits_c - logits_u)
 
 
@@ -171,7 +174,7 @@ def sample(model: PixelModel, cond: Conditioning, *, steps: int = DEFAULT_STEPS,
            schedule: str = "cosine", guidance_schedule: str = "constant",
            generator: torch.Generator | None = None, init_tokens: torch.Tensor | None = None,
            keep_mask: torch.Tensor | None = None, allowed_tokens: torch.Tensor | None = None,
-           min_cutout: float = DEFAULT_MIN_CUTOUT,
+           opaque: bool = False, min_cutout: float = DEFAULT_MIN_CUTOUT,
            callback: Callable[[int, int], None] | None = None) -> torch.Tensor:
     """Decodes token grids for each prompt of ``cond``, ``batch_size`` each (prompt-major order).
 
@@ -181,8 +184,9 @@ def sample(model: PixelModel, cond: Conditioning, *, steps: int = DEFAULT_STEPS,
         guidance_schedule: ``"constant"`` or ``"linear"`` (see ``GUIDANCE_SCHEDULES``).
         init_tokens: (B', G, G) tokens to keep where ``keep_mask`` (B', G, G) is True; B' is 1 or the output
             batch. Kept cells come back unchanged; the rest are generated around them (inpainting, variations).
-        allowed_tokens: palette indices sampling may use (palette lock); the transparent token 0 is always
-            allowed.
+        allowed_tokens: palette indices sampling may use (palette lock); the transparent token 0 is allowed
+            unless ``opaque``.
+        opaque: never draw the transparent token, for a tile with no holes (a block); kept cells stay as given.
         min_cutout: a grid that ends with some transparent cells, but fewer than this share, is a block tile
             with stray holes: its generated transparent cells are predicted once more with transparency
             banned (kept cells stay). 0 turns this off; it does not change grids with no transparent cell
@@ -211,6 +215,7 @@ def sample(model: PixelModel, cond: Conditioning, *, steps: int = DEFAULT_STEPS,
                                  cond.negative_mask.repeat_interleave(batch_size, 0))
     else:
         uncond = model.null_condition(B)
+    text = model.text_states(*_pad_cat(*c, *uncond))  # once: the text never attends to the image
 
     tokens = torch.full((B, G * G), model.mask_token, dtype=torch.long, device=device)
     unknown = torch.ones(B, G * G, dtype=torch.bool, device=device)
@@ -227,21 +232,14 @@ def sample(model: PixelModel, cond: Conditioning, *, steps: int = DEFAULT_STEPS,
             raise ValueError(f"init_tokens must be palette indices in 0..{V - 1}")
         tokens = torch.where(keep, init, tokens)
         unknown = ~keep
-    banned = None
-    if allowed_tokens is not None:
-        allowed = torch.as_tensor(allowed_tokens, device=device).long().reshape(-1)
-        if allowed.numel() and (allowed.min() < 0 or allowed.max() >= V):
-            raise ValueError(f"allowed_tokens must be palette indices in 0..{V - 1}")
-        banned = torch.ones(V, dtype=torch.bool, device=device)
-        banned[allowed] = False
-        banned[TRANSPARENT] = False
+    banned = _banned_tokens(V, allowed_tokens, opaque, device)
 
     generated = unknown.clone()  # cells the sampler draws (not kept)
     initial_unknown = unknown.sum(1)
     for step in range(steps):
         decided = 1.0 - float(mask_ratio(step / steps, schedule))  # the schedule's share decided so far
         scale = guidance_scale(cfg_scale, guidance_schedule, decided)
-        logits = _guided_logits(model, tokens.reshape(B, G, G), c, uncond, scale).reshape(B, G * G, V)
+        logits = _guided_logits(model, tokens.reshape(B, G, G), text, scale).reshape(B, G * G, V)
         if banned is not None:
             logits = logits.masked_fill(banned, float("-inf"))
         keep_masked = tokens_to_keep_masked(step, steps, initial_unknown, unknown.sum(1), schedule)
@@ -250,13 +248,30 @@ def sample(model: PixelModel, cond: Conditioning, *, steps: int = DEFAULT_STEPS,
         if callback is not None:
             callback(step + 1, steps)
     if min_cutout > 0:
-        tokens = _fill_stray_holes(model, tokens, generated, float(min_cutout), c, uncond, float(cfg_scale),
+        tokens = _fill_stray_holes(model, tokens, generated, float(min_cutout), text, float(cfg_scale),
                                    float(temperature), banned, generator)
     return tokens.reshape(B, G, G)
 
 
-def _fill_stray_holes(model: PixelModel, tokens: torch.Tensor, generated: torch.Tensor, min_cutout: float, cond,
-                      uncond, cfg_scale: float, temperature: float, banned: torch.Tensor | None,
+def _banned_tokens(vocab_size: int, allowed_tokens: torch.Tensor | None, opaque: bool,
+                   device: torch.device) -> torch.Tensor | None:
+    """(V,) bool of the tokens sampling may not draw (palette lock, opaque), or None when all are allowed."""
+    banned = torch.zeros(vocab_size, dtype=torch.bool, device=device)
+    if allowed_tokens is not None:
+        allowed = torch.as_tensor(allowed_tokens, device=device).long().reshape(-1)
+        if allowed.numel() and (allowed.min() < 0 or allowed.max() >= vocab_size):
+            raise ValueError(f"allowed_tokens must be palette indices in 0..{vocab_size - 1}")
+        banned[:] = True
+        banned[allowed] = False
+    banned[TRANSPARENT] = bool(opaque)
+    if banned.all():
+        raise ValueError("opaque sampling with a palette lock of no opaque colour leaves nothing to draw: "
+                         "allow at least one opaque colour, or turn opaque off")
+    return banned if banned.any() else None
+
+
+def _fill_stray_holes(model: PixelModel, tokens: torch.Tensor, generated: torch.Tensor, min_cutout: float,
+                      text: TextStates, cfg_scale: float, temperature: float, banned: torch.Tensor | None,
                       generator: torch.Generator | None) -> torch.Tensor:
     """One more guided round, transparency banned, over the stray holes of flat grids (B, T); see ``sample``."""
     B, T = tokens.shape
@@ -268,8 +283,7 @@ def _fill_stray_holes(model: PixelModel, tokens: torch.Tensor, generated: torch.
     if len(rows) == 0 or fill_banned.all():  # a palette lock with no opaque colour leaves the holes
         return tokens
     sub = tokens[rows].masked_fill(holes[rows], model.mask_token)
-    logits = _guided_logits(model, sub.reshape(-1, G, G), tuple(t[rows] for t in cond),
-                            None if uncond is None else tuple(t[rows] for t in uncond), cfg_scale)
+    logits = _guided_logits(model, sub.reshape(-1, G, G), text.rows(torch.cat([rows, rows + B])), cfg_scale)
     logits = logits.reshape(len(rows), T, V).masked_fill(fill_banned, float("-inf"))
     no_remask = torch.zeros(len(rows), dtype=torch.long, device=tokens.device)
     tokens = tokens.clone()

@@ -1,5 +1,6 @@
 import pytest
 import torch
+import torch.nn.functional as F
 
 from pixelcore.model import ConvBlock, PixelConfig, PixelModel
 
@@ -117,3 +118,46 @@ def test_set_seamless_makes_the_model_shift_equivariant(tiny_model):
         assert shift_error() < 1e-4
         model.set_seamless(False)
         assert shift_error() > 1e-3
+
+
+def _joint_sequence_logits(model: PixelModel, tokens: torch.Tensor, cond: torch.Tensor,
+                           cond_mask: torch.Tensor) -> torch.Tensor:
+    """The network written as one sequence [text ; patches] under a (T, T) mask that hides the patches from
+    the text: the form the model card describes, computed from the model's weights without its text cache."""
+    B, L, D = cond.shape
+    P, S, G = model.config.patch_size, model.side, model.config.grid_size
+    h = model.config.n_head
+    skip = model.stem(model.embed(tokens).permute(0, 3, 1, 2))
+    patches = model.patch_in(skip.reshape(B, -1, S, P, S, P).permute(0, 2, 4, 1, 3, 5).reshape(B, S * S, -1))
+    x = torch.cat([cond, patches + (model.pos_row + model.pos_col).reshape(S * S, -1)], dim=1)
+    T = x.shape[1]
+    allowed = torch.cat([cond_mask, cond_mask.new_ones(B, S * S)], dim=1)[:, None, :].repeat(1, T, 1)
+    allowed[:, :L, L:] = False
+    for block in model.blocks:
+        q, k, v = (t.view(B, T, h, D // h).transpose(1, 2) for t in block.attn.qkv(block.ln1(x)).split(D, dim=2))
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed[:, None])
+        x = x + block.attn.proj(y.transpose(1, 2).reshape(B, T, D))
+        x = x + block.mlp(block.ln2(x))
+    x = model.patch_out(model.ln_f(x[:, L:]))
+    x = x.reshape(B, S, S, -1, P, P).permute(0, 3, 1, 4, 2, 5).reshape(B, -1, G, G)
+    return model.head(model.head_conv(x + skip).permute(0, 2, 3, 1))
+
+
+def test_cached_text_stream_equals_the_joint_masked_sequence(tiny_model):
+    model = sensitize(tiny_model)
+    tokens = _masked_grid(model, batch=3)
+    with torch.no_grad():
+        features, mask = model.encode_text(["red", "a long prompt about a blue diamond sword", "一把剑"])
+        cond, cond_mask = model.condition(features, mask)
+        assert not cond_mask.all()  # padded positions are part of the check
+        expected = _joint_sequence_logits(model, tokens, cond, cond_mask)
+        text = model.text_states(cond, cond_mask)
+        torch.testing.assert_close(model.decode(tokens, text), expected, atol=2e-4, rtol=1e-4)
+        torch.testing.assert_close(model(tokens, cond, cond_mask), expected, atol=2e-4, rtol=1e-4)
+        # The cached states serve any grid and any subset of the prompts.
+        other = _masked_grid(model, batch=3, seed=7)
+        torch.testing.assert_close(model.decode(other, text), _joint_sequence_logits(model, other, cond, cond_mask),
+                                   atol=2e-4, rtol=1e-4)
+        rows = torch.tensor([2, 0])
+        torch.testing.assert_close(model.decode(tokens[rows], text.rows(rows)), expected[rows], atol=2e-4, rtol=1e-4)
+        assert (expected[0] - expected[1]).abs().max() > 1e-3  # the prompts differ, so the rows are told apart

@@ -73,6 +73,15 @@ def _leaning_transparent(model):
     return leaning
 
 
+def test_opaque_sampling_draws_no_transparent_cell_even_from_a_model_that_leans_to_it(tiny_model):
+    leaning = _leaning_transparent(tiny_model)
+    assert (_sample(leaning, batch_size=2, min_cutout=0.0) == 0).all()
+    solid = _sample(leaning, batch_size=2, opaque=True, allowed_tokens=torch.tensor([0, 3, 5]))
+    assert set(solid.unique().tolist()) <= {3, 5}  # opaque overrules a lock that lists the transparent token
+    with pytest.raises(ValueError, match="allow at least one opaque colour"):
+        _sample(leaning, opaque=True, allowed_tokens=torch.tensor([0]))
+
+
 def test_stray_holes_are_drawn_again_opaque(tiny_model):
     model = _leaning_transparent(tiny_model)
     init = torch.full((1, 16, 16), 3)
@@ -198,14 +207,34 @@ def test_guidance_schedules():
     assert guidance_scale(0.0, "linear", 0.25) == 0.75  # below 1 it falls from no guidance towards the scale
 
 
-def test_linear_guidance_skips_the_unconditional_pass_while_nothing_is_decided(tiny_model):
-    batches = []
-    handle = tiny_model.register_forward_pre_hook(lambda module, args: batches.append(len(args[0])))
-    try:
-        cond = encode_prompt(tiny_model, "a red sword")
-        for schedule in ("constant", "linear"):
-            sample(tiny_model, cond, steps=3, cfg_scale=3.0, batch_size=2, guidance_schedule=schedule,
-                   min_cutout=0.0, generator=torch.Generator().manual_seed(0))
-    finally:
-        handle.remove()
-    assert batches == [4, 4, 4, 2, 4, 4]  # guided rounds run the prompt and the null condition together
+def _count_passes(model, monkeypatch) -> dict[str, list[int]]:
+    """Records the batch size of every text-stream and image-stream pass of ``model``."""
+    passes = {"text": [], "image": []}
+    text_states, decode = model.text_states, model.decode
+
+    def counted_text_states(cond, cond_mask):
+        passes["text"].append(len(cond))
+        return text_states(cond, cond_mask)
+
+    def counted_decode(tokens, text):
+        passes["image"].append(len(tokens))
+        return decode(tokens, text)
+
+    monkeypatch.setattr(model, "text_states", counted_text_states)
+    monkeypatch.setattr(model, "decode", counted_decode)
+    return passes
+
+
+def test_linear_guidance_skips_the_unconditional_pass_while_nothing_is_decided(tiny_model, monkeypatch):
+    passes = _count_passes(tiny_model, monkeypatch)
+    cond = encode_prompt(tiny_model, "a red sword")
+    for schedule in ("constant", "linear"):
+        sample(tiny_model, cond, steps=3, cfg_scale=3.0, batch_size=2, guidance_schedule=schedule,
+               min_cutout=0.0, generator=torch.Generator().manual_seed(0))
+    assert passes["image"] == [4, 4, 4, 2, 4, 4]  # guided rounds run the prompt and the null condition together
+
+
+def test_the_text_stream_runs_once_per_call_not_once_per_round(tiny_model, monkeypatch):
+    passes = _count_passes(tiny_model, monkeypatch)
+    _sample(tiny_model, steps=5, batch_size=3, cfg_scale=2.0, min_cutout=0.0)
+    assert passes == {"text": [6], "image": [6] * 5}  # prompt and null condition, both for every texture
