@@ -11,8 +11,10 @@ from pathlib import Path
 
 import torch
 
-from .sampling import DEFAULT_CFG, DEFAULT_MIN_CUTOUT, DEFAULT_RANDOMNESS, DEFAULT_TEMPERATURE
+from .sampling import DEFAULT_CFG, DEFAULT_MIN_CUTOUT, DEFAULT_RANDOMNESS, DEFAULT_TEMPERATURE, GUIDANCE_SCHEDULES
 
+GUIDANCE_SCHEDULE_HELP = ("constant: the full guidance scale every round; linear: no guidance while nothing is "
+                          "decided, rising to the full scale as the grid fills (default constant)")
 RANDOMNESS_HELP = ("how freely each round picks the cells it keeps: noise on the confidences, annealed to 0 "
                    "(0..20; 0 = most confident first)")
 
@@ -38,7 +40,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
     model = load_model(args.model or default_model_path(), device=_device(args.device))
     cond = encode_prompt(model, args.prompt, args.negative or None)
     tokens = sample(model, cond, steps=args.steps, cfg_scale=args.cfg, temperature=args.temperature,
-                    randomness=args.randomness, batch_size=args.n, opaque=args.opaque,
+                    randomness=args.randomness, guidance_schedule=args.guidance_schedule, batch_size=args.n,
+                    opaque=args.opaque,
                     generator=torch.Generator().manual_seed(args.seed), min_cutout=args.min_cutout)
     textures = model.palette.dequantize(tokens).cpu().numpy()
     for i, rgba in enumerate(textures):
@@ -46,6 +49,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         meta = {"prompt": args.prompt, "negative": args.negative or "", "seed": str(args.seed),
                 "index": str(i), "steps": str(args.steps), "cfg": str(args.cfg),
                 "temperature": str(args.temperature), "randomness": str(args.randomness),
+                "guidance_schedule": args.guidance_schedule,
                 "model": Path(args.model or "default").name, "min_cutout": str(args.min_cutout),
                 **({"opaque": "true"} if args.opaque else {})}
         save_png(rgba, path, meta)
@@ -91,7 +95,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         training = copy_references(np.stack([r.pixels for r in views]), model.palette)
     out = Path(args.out)
     generate = model_generator(model, steps=args.steps, cfg_scale=args.cfg, temperature=args.temperature,
-                               randomness=args.randomness, min_cutout=args.min_cutout)
+                               randomness=args.randomness, guidance_schedule=args.guidance_schedule,
+                               min_cutout=args.min_cutout)
     rows: list[dict] = []
     metrics = evaluate(generate, specs, seeds=args.seeds, seed=args.seed, training=training,
                        grid_path=out / "samples.png", details=rows)
@@ -154,6 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--cfg", type=float, default=DEFAULT_CFG, help="classifier-free guidance scale (0..30, 1 = none)")
     g.add_argument("--temperature", type=float, default=DEFAULT_TEMPERATURE, help="sampling temperature (0..5]")
     g.add_argument("--randomness", type=float, default=DEFAULT_RANDOMNESS, help=RANDOMNESS_HELP)
+    g.add_argument("--guidance-schedule", dest="guidance_schedule", choices=GUIDANCE_SCHEDULES,
+                   default="constant", help=GUIDANCE_SCHEDULE_HELP)
     g.add_argument("--n", type=int, default=1, help="number of textures (written as NAME_i.png)")
     g.add_argument("--opaque", action="store_true",
                    help="never draw transparent pixels: a tile with no holes (for blocks)")
@@ -220,6 +227,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--cfg", type=float, default=DEFAULT_CFG)
     e.add_argument("--temperature", type=float, default=DEFAULT_TEMPERATURE)
     e.add_argument("--randomness", type=float, default=DEFAULT_RANDOMNESS, help=RANDOMNESS_HELP)
+    e.add_argument("--guidance-schedule", dest="guidance_schedule", choices=GUIDANCE_SCHEDULES,
+                   default="constant", help=GUIDANCE_SCHEDULE_HELP)
     e.add_argument("--min-cutout", type=float, default=DEFAULT_MIN_CUTOUT,
                    help="as for generate (0 = score the model's raw samples)")
     e.add_argument("--device", default="auto")

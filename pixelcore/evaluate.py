@@ -167,12 +167,13 @@ Generator = Callable[[str, int, int], np.ndarray]  # (prompt, n, seed) -> (n, H,
 
 def model_generator(model, steps: int = 10, cfg_scale: float = DEFAULT_CFG,
                     temperature: float = DEFAULT_TEMPERATURE, min_cutout: float = DEFAULT_MIN_CUTOUT,
-                    randomness: float = DEFAULT_RANDOMNESS) -> Generator:
+                    randomness: float = DEFAULT_RANDOMNESS, guidance_schedule: str = "constant") -> Generator:
     """Adapts a PixelModel to the ``Generator`` signature evaluation uses (``sample``'s defaults unless given)."""
     def generate(prompt: str, n: int, seed: int) -> np.ndarray:
         cond = encode_prompt(model, prompt)
         tokens = sample(model, cond, steps=steps, cfg_scale=cfg_scale, temperature=temperature, batch_size=n,
-                        randomness=randomness, generator=torch.Generator().manual_seed(seed), min_cutout=min_cutout)
+                        randomness=randomness, guidance_schedule=guidance_schedule,
+                        generator=torch.Generator().manual_seed(seed), min_cutout=min_cutout)
         return model.palette.dequantize(tokens).cpu().numpy()
 
     return generate

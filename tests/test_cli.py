@@ -10,8 +10,10 @@ import pytest
 import torch
 from PIL import Image
 
-from pixelcore.checkpoint import default_model_path, load_model
+from pixelcore.checkpoint import default_model_path, load_model, save_model
 from pixelcore.cli import main
+
+from conftest import sensitize
 
 REPO = Path(__file__).resolve().parents[1]
 PROMPT = "a blue diamond sword"
@@ -70,6 +72,9 @@ def test_generate_in_process_with_a_given_model(tmp_path, saved_tiny_model):
     assert run("calm.png", "--randomness", "0", "--temperature", "0.5") == 0  # every setting is recorded
     calm = _read_png(tmp_path / "calm.png")[1]
     assert (calm["randomness"], calm["temperature"], calm["steps"]) == ("0.0", "0.5", "3")
+    assert calm["guidance_schedule"] == "constant"
+    assert run("ramp.png", "--cfg", "8", "--guidance-schedule", "linear") == 0
+    assert _read_png(tmp_path / "ramp.png")[1]["guidance_schedule"] == "linear"
     assert run("many.png", "--n", "2", "--negative", "blurry") == 0
     for i in range(2):
         assert _read_png(tmp_path / f"many_{i}.png")[1]["negative"] == "blurry"
@@ -80,6 +85,21 @@ def test_generate_in_process_with_a_given_model(tmp_path, saved_tiny_model):
     solid, meta = _read_png(tmp_path / "solid.png")
     assert (solid[..., 3] == 255).all() and meta["opaque"] == "true"
     assert "opaque" not in _read_png(tmp_path / "a.png")[1]
+
+
+def test_generate_guidance_schedule_reaches_the_sampler(tmp_path, saved_tiny_model):
+    """An untrained tiny model ignores its prompt; larger weights make guidance, and so its schedule, matter."""
+    model_path = tmp_path / "sensitive.safetensors"
+    save_model(sensitize(load_model(saved_tiny_model)), model_path)
+
+    def texture(name: str, *extra: str) -> np.ndarray:
+        assert main(["generate", PROMPT, "-o", str(tmp_path / name), "--model", str(model_path), "--seed", "3",
+                     "--steps", "4", "--cfg", "8", "--device", "cpu", *extra]) == 0
+        return _read_png(tmp_path / name)[0]
+
+    steady = texture("steady.png")
+    assert steady.tobytes() == texture("steady_again.png", "--guidance-schedule", "constant").tobytes()
+    assert steady.tobytes() != texture("ramp.png", "--guidance-schedule", "linear").tobytes()
 
 
 @pytest.mark.parametrize("args, fragment", [
