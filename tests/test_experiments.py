@@ -143,7 +143,18 @@ def test_table_leaves_out_columns_a_run_never_scored(tmp_path):
                                 "sampling": {"cfg_scale": 1.5, "temperature": 1.0, "steps": 10}}))
     rescored = render(runs, tmp_path / "b.md").read_text()
     assert "Sampling: guidance 1.5, temperature 1.0." in rescored
-    assert "run --out runs/experiments --quick\n" in rescored  # 1.5 and 1.0 are the defaults: no flags
+    assert f"run --out {runs.as_posix()} --quick\n" in rescored  # 1.5 and 1.0 are the defaults: no flags
+    # Hand-written notes come from a file kept beside the report, verbatim above the generated findings, and
+    # the regenerate command names the run, the report and the notes.
+    notes = tmp_path / "notes.md"
+    notes.write_text("## What the grids show (hand-written)\n\n- swords are blobs\n")
+    doc = render(runs, tmp_path / "d.md", notes).read_text()
+    assert "- swords are blobs\n\n## Findings (generated from the numbers above)" in doc
+    assert (f"table --runs {runs.as_posix()} --out {(tmp_path / 'd.md').as_posix()} --notes {notes.as_posix()}\n"
+            in doc)
+    with pytest.raises(ValueError, match="notes file .*missing.md not found"):
+        render(runs, tmp_path / "e.md", tmp_path / "missing.md")
+    assert not (tmp_path / "e.md").exists()
     (runs / "ar").mkdir()  # scored by the run itself, at its guidance 3: the table cannot say which setting
     (runs / "ar" / "metrics.json").write_text(json.dumps(base))
     with pytest.raises(ValueError, match="different sampling settings"):
@@ -230,7 +241,8 @@ def test_quick_run_end_to_end_writes_table(tiny_data, tmp_path):
     assert "| `ar`" in doc and "| `no_2d`" in doc and "img/s b32 | MFLOP/img |" in doc
     assert "Work per image at batch 1: MaskGIT" in doc
     assert "| reference: real held-out textures (other half) |" in doc and "Metric sanity, held-out halves" in doc
-    assert ("python -m pixelcore.experiments run --out runs/experiments --minutes-per-system 1.0 --max-steps 2 "
+    assert (f"python -m pixelcore.experiments run --out {(tmp_path / 'runs').as_posix()} --minutes-per-system 1.0 "
+            "--max-steps 2 "
             "--holdout 0.5 --seeds-per-prompt 2 --preset tiny --batch-size 4 --feature-steps 3 --sample-steps 2 "
             "--speed-repeats 1\n") in doc
     assert (tmp_path / "docs" / "results" / "maskgit_public.png").exists()

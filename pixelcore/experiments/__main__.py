@@ -59,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     t = sub.add_parser("table", help="render the results markdown")
     t.add_argument("--runs", default="runs/experiments")
     t.add_argument("--out", default="docs/RESULTS.md")
+    t.add_argument("--notes", help="a hand-written markdown file to include above the findings")
     p = sub.add_parser("replicates", help="summarise runs of one experiment with different seeds")
     p.add_argument("--runs", nargs="+", required=True, help="the runs' directories (at least two per sampling setting)")
     p.add_argument("--out", default="docs/quick/REPLICATES.md")
@@ -91,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     try:
         if args.command == "table":
-            log.info("wrote %s", render(args.runs, args.out))
+            log.info("wrote %s", render(args.runs, args.out, args.notes))
             return 0
         if args.command == "replicates":
             log.info("wrote %s", render_replicates(args.runs, args.out, args.notes))

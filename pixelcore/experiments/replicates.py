@@ -213,7 +213,8 @@ def render_replicates(runs: list[str | Path], out: str | Path, notes: str | Path
         *[run_command({**r["config"], **sampling_settings(r["sampling"])}, r["run"].as_posix())
           for r in everything],
         "python -m pixelcore.experiments replicates --runs "
-        + " ".join(r["run"].as_posix() for r in everything) + f" --out {Path(out).as_posix()}",
+        + " ".join(r["run"].as_posix() for r in everything) + f" --out {Path(out).as_posix()}"
+        + (f" --notes {Path(notes).as_posix()}" if notes else ""),
         "```",
         "",
     ]

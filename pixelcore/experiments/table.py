@@ -46,10 +46,11 @@ python -m pixelcore.experiments features --out runs/experiments
 python -m pixelcore.experiments run --out runs/experiments --only maskgit --no-speed   # ... one per system
 python -m pixelcore.experiments eval --out runs/experiments [--only ar]   # re-score existing checkpoints
 python -m pixelcore.experiments speed --out runs/experiments
-python -m pixelcore.experiments table --runs runs/experiments --out docs/RESULTS.md
+python -m pixelcore.experiments table --runs runs/experiments --out docs/RESULTS.md [--notes docs/notes/results.md]
 # replicates: the same study with other seeds (each its own --out), summarised with mean ± sd and win counts
 python -m pixelcore.experiments run --out runs/experiments_seed1 --seed 1 [--quick] ...
-python -m pixelcore.experiments replicates --runs runs/experiments runs/experiments_seed1 ... --out REPLICATES.md
+python -m pixelcore.experiments replicates --runs runs/experiments runs/experiments_seed1 ... --out REPLICATES.md \
+    [--notes NOTES.md]
 ```"""
 
 METHOD = """\
@@ -281,11 +282,17 @@ def run_command(config: dict, out: str = "runs/experiments") -> str:
     return " ".join([f"python -m pixelcore.experiments run --out {out}", *flags])
 
 
-def render(runs: str | Path, out: str | Path) -> Path:
+def render(runs: str | Path, out: str | Path, notes: str | Path | None = None) -> Path:
     """Writes the markdown report for ``runs`` to ``out`` and copies the grids to ``<out dir>/results/``.
 
-    A hand-written ``<runs>/NOTES.md`` (what the grids show, caveats of the run) goes above the findings.
+    A hand-written ``notes`` markdown file (what the grids show, caveats of the run) goes above the findings;
+    keep it beside the report (``docs/notes/``), not in the run directory, so the report can be rendered again.
+
+    Raises:
+        ValueError: for a run directory with no scored system, or a missing notes file.
     """
+    if notes and not Path(notes).is_file():
+        raise ValueError(f"notes file {notes} not found")
     runs, out = Path(runs), Path(out)
     metrics, refs, speed, config = load_run(runs)
     if not metrics:
@@ -346,7 +353,7 @@ def render(runs: str | Path, out: str | Path) -> Path:
         "",
         "\n".join(rows),
         "",
-        (runs / "NOTES.md").read_text(encoding="utf-8") if (runs / "NOTES.md").exists() else "",
+        Path(notes).read_text(encoding="utf-8") if notes else "",
         "## Findings (generated from the numbers above)",
         "",
         "\n".join(f"- {line}" for line in _findings(metrics, refs, speed)) or "- (no comparisons available)",
@@ -368,8 +375,9 @@ def render(runs: str | Path, out: str | Path) -> Path:
         "",
         "This table's settings (add `--jobs N` to train N systems side by side):",
         "",
-        f"```bash\n{run_command(config)}\npython -m pixelcore.experiments table --runs runs/experiments "
-        f"--out docs/RESULTS.md\n```",
+        f"```bash\n{run_command(config, runs.as_posix())}\npython -m pixelcore.experiments table --runs "
+        f"{runs.as_posix()} --out {out.as_posix()}" + (f" --notes {Path(notes).as_posix()}" if notes else "")
+        + "\n```",
         "",
         "In general:",
         "",
