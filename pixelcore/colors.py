@@ -13,6 +13,8 @@ import logging
 
 import numpy as np
 
+from .palette import ALPHA_THRESHOLD
+
 logger = logging.getLogger(__name__)
 
 COLOR_NAMES: tuple[str, ...] = (
@@ -44,7 +46,6 @@ _NEIGHBOURS: frozenset[frozenset[str]] = frozenset(
         ("pink", "purple"), ("cyan", "blue"),
     )
 )
-_ALPHA_MIN = 128
 _BLACK_V = 0.18       # below this value every pixel reads as black
 _ACHROMATIC_S = 0.2   # below this saturation the hue is noise
 _MIN_CHROMA = 24      # max-min channel spread (0-255) needed for a hue
@@ -141,7 +142,7 @@ def pixel_color_classes(rgba: np.ndarray) -> np.ndarray:
     gray_cls = np.where(v >= 0.8, _IDX["white"], _IDX["gray"]).astype(np.int8)
     cls = np.where(_chromatic_mask(rgb, s, v), _hue_class(h, s, v), gray_cls).astype(np.int8)
     cls[v < _BLACK_V] = _IDX["black"]
-    cls[rgba[..., 3] < _ALPHA_MIN] = TRANSPARENT
+    cls[rgba[..., 3] < ALPHA_THRESHOLD] = TRANSPARENT
     return cls
 
 
@@ -201,7 +202,7 @@ def mean_hue(rgba: np.ndarray) -> float | None:
     rgba = np.asarray(rgba, dtype=np.uint8)
     rgb = rgba[..., :3]
     h, s, v = rgb_to_hsv(rgb)
-    mask = _chromatic_mask(rgb, s, v) & (rgba[..., 3] >= _ALPHA_MIN)
+    mask = _chromatic_mask(rgb, s, v) & (rgba[..., 3] >= ALPHA_THRESHOLD)
     if not mask.any():
         return None
     angles = np.deg2rad(h[mask])
@@ -211,4 +212,4 @@ def mean_hue(rgba: np.ndarray) -> float | None:
 def texture_kind(rgba: np.ndarray) -> str:
     """"item" when at least 10% of pixels are transparent (a sprite), else "block"."""
     alpha = np.asarray(rgba)[..., 3]
-    return "item" if float((alpha < _ALPHA_MIN).mean()) >= ITEM_MIN_TRANSPARENT else "block"
+    return "item" if float((alpha < ALPHA_THRESHOLD).mean()) >= ITEM_MIN_TRANSPARENT else "block"
