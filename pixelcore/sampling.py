@@ -215,7 +215,6 @@ def sample(model: PixelModel, cond: Conditioning, *, steps: int = DEFAULT_STEPS,
                                  cond.negative_mask.repeat_interleave(batch_size, 0))
     else:
         uncond = model.null_condition(B)
-    text = model.text_states(*_pad_cat(*c, *uncond))  # once: the text never attends to the image
 
     tokens = torch.full((B, G * G), model.mask_token, dtype=torch.long, device=device)
     unknown = torch.ones(B, G * G, dtype=torch.bool, device=device)
@@ -233,6 +232,7 @@ def sample(model: PixelModel, cond: Conditioning, *, steps: int = DEFAULT_STEPS,
         tokens = torch.where(keep, init, tokens)
         unknown = ~keep
     banned = _banned_tokens(V, allowed_tokens, opaque, device)
+    text = model.text_states(*_pad_cat(*c, *uncond))  # once: the text never attends to the image
 
     generated = unknown.clone()  # cells the sampler draws (not kept)
     initial_unknown = unknown.sum(1)
