@@ -134,8 +134,8 @@ class MaskGITSample:
             "steps": ("INT", {"default": DEFAULT_STEPS, "min": 1, "max": MAX_STEPS,
                               "tooltip": "Decoding steps; more is slower and a little cleaner."}),
             "cfg": ("FLOAT", {"default": DEFAULT_CFG, "min": 0.0, "max": MAX_CFG, "step": 0.1, "round": 0.01,
-                              "tooltip": "Prompt guidance: 1 = none, higher follows the prompt more "
-                                         "closely."}),
+                              "tooltip": "Prompt guidance in the first rounds, which fix the shape and "
+                                         "colours: 1 = none, higher follows the prompt more closely."}),
             "temperature": ("FLOAT", {"default": DEFAULT_TEMPERATURE, "min": 0.01, "max": MAX_TEMPERATURE, "step": 0.05,
                                       "round": 0.01,
                                       "tooltip": "Colour randomness: lower is safer, higher is more "

@@ -11,10 +11,13 @@ from pathlib import Path
 
 import torch
 
-from .sampling import DEFAULT_CFG, DEFAULT_MIN_CUTOUT, DEFAULT_RANDOMNESS, DEFAULT_TEMPERATURE, GUIDANCE_SCHEDULES
+from .sampling import (DEFAULT_CFG, DEFAULT_GUIDANCE_SCHEDULE, DEFAULT_MIN_CUTOUT, DEFAULT_RANDOMNESS,
+                       DEFAULT_TEMPERATURE, GUIDANCE_SCHEDULES)
 
 GUIDANCE_SCHEDULE_HELP = ("constant: the full guidance scale every round; linear: no guidance while nothing is "
-                          "decided, rising to the full scale as the grid fills (default constant)")
+                          "decided, rising to the full scale as the grid fills; early: guidance in the rounds "
+                          f"that start with under a third of the grid decided, none after (default "
+                          f"{DEFAULT_GUIDANCE_SCHEDULE})")
 RANDOMNESS_HELP = ("how freely each round picks the cells it keeps: noise on the confidences, annealed to 0 "
                    "(0..20; 0 = most confident first)")
 
@@ -160,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--temperature", type=float, default=DEFAULT_TEMPERATURE, help="sampling temperature (0..5]")
     g.add_argument("--randomness", type=float, default=DEFAULT_RANDOMNESS, help=RANDOMNESS_HELP)
     g.add_argument("--guidance-schedule", dest="guidance_schedule", choices=GUIDANCE_SCHEDULES,
-                   default="constant", help=GUIDANCE_SCHEDULE_HELP)
+                   default=DEFAULT_GUIDANCE_SCHEDULE, help=GUIDANCE_SCHEDULE_HELP)
     g.add_argument("--n", type=int, default=1, help="number of textures (written as NAME_i.png)")
     g.add_argument("--opaque", action="store_true",
                    help="never draw transparent pixels: a tile with no holes (for blocks)")
@@ -228,7 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--temperature", type=float, default=DEFAULT_TEMPERATURE)
     e.add_argument("--randomness", type=float, default=DEFAULT_RANDOMNESS, help=RANDOMNESS_HELP)
     e.add_argument("--guidance-schedule", dest="guidance_schedule", choices=GUIDANCE_SCHEDULES,
-                   default="constant", help=GUIDANCE_SCHEDULE_HELP)
+                   default=DEFAULT_GUIDANCE_SCHEDULE, help=GUIDANCE_SCHEDULE_HELP)
     e.add_argument("--min-cutout", type=float, default=DEFAULT_MIN_CUTOUT,
                    help="as for generate (0 = score the model's raw samples)")
     e.add_argument("--device", default="auto")

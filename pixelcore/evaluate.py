@@ -27,7 +27,8 @@ import torch
 from .colors import COLOR_NAMES, ITEM_MIN_TRANSPARENT, color_matches, dominant_color, normalize_color
 from .images import save_grid
 from .palette import ALPHA_THRESHOLD
-from .sampling import DEFAULT_CFG, DEFAULT_MIN_CUTOUT, DEFAULT_RANDOMNESS, DEFAULT_TEMPERATURE, encode_prompt, sample
+from .sampling import (DEFAULT_CFG, DEFAULT_GUIDANCE_SCHEDULE, DEFAULT_MIN_CUTOUT, DEFAULT_RANDOMNESS,
+                       DEFAULT_TEMPERATURE, encode_prompt, sample)
 
 log = logging.getLogger(__name__)
 
@@ -167,7 +168,8 @@ Generator = Callable[[str, int, int], np.ndarray]  # (prompt, n, seed) -> (n, H,
 
 def model_generator(model, steps: int = 10, cfg_scale: float = DEFAULT_CFG,
                     temperature: float = DEFAULT_TEMPERATURE, min_cutout: float = DEFAULT_MIN_CUTOUT,
-                    randomness: float = DEFAULT_RANDOMNESS, guidance_schedule: str = "constant") -> Generator:
+                    randomness: float = DEFAULT_RANDOMNESS,
+                    guidance_schedule: str = DEFAULT_GUIDANCE_SCHEDULE) -> Generator:
     """Adapts a PixelModel to the ``Generator`` signature evaluation uses (``sample``'s defaults unless given)."""
     def generate(prompt: str, n: int, seed: int) -> np.ndarray:
         cond = encode_prompt(model, prompt)

@@ -37,8 +37,17 @@ MAX_CFG = 30.0
 # How the guidance scale moves over the rounds. "constant": the full scale every round. "linear": 1 (no
 # guidance) while nothing is decided, rising with the share of the cells to generate that the mask schedule
 # has decided by that round, to the full scale (MAR's schedule, Li et al. 2024); the first round then needs
-# no unconditional pass.
-GUIDANCE_SCHEDULES = ("constant", "linear")
+# no unconditional pass. "early": the full scale in the rounds that start with less than EARLY_GUIDANCE_SHARE
+# decided, then none, so the later rounds skip the unconditional pass (guidance in a limited interval,
+# Kynkäänniemi et al. 2024).
+GUIDANCE_SCHEDULES = ("constant", "linear", "early")
+# The first rounds fix the silhouette and the colours, which is what guidance is for; guided late rounds
+# only add stray bright pixels (docs/MODEL_CARD.md). A third: the first 6 of 10 rounds on the cosine schedule.
+EARLY_GUIDANCE_SHARE = 1 / 3
+# Measured on the default model at 16 seeds, two seed sets (docs/MODEL_CARD.md): "early" against "constant"
+# keeps colour and kind adherence (within 2 samples of 384), draws fewer isolated pixels, and does a fifth
+# less work per texture.
+DEFAULT_GUIDANCE_SCHEDULE = "early"
 MAX_TEMPERATURE = 5.0
 # MaskGIT's choice temperature: Gumbel noise on the confidences that pick the cells to keep, annealed to 0.
 DEFAULT_RANDOMNESS = 2.0
@@ -121,6 +130,8 @@ def guidance_scale(cfg_scale: float, schedule: str, decided: float) -> float:
         return float(cfg_scale)
     if schedule == "linear":
         return 1.0 + (float(cfg_scale) - 1.0) * min(max(float(decided), 0.0), 1.0)
+    if schedule == "early":
+        return float(cfg_scale) if decided < EARLY_GUIDANCE_SHARE else 1.0
     raise ValueError(f"unknown guidance schedule {schedule!r}: use one of {', '.join(GUIDANCE_SCHEDULES)}")
 
 
@@ -171,7 +182,7 @@ def sampling_step(logits: torch.Tensor, tokens: torch.Tensor, unknown: torch.Ten
 @torch.no_grad()
 def sample(model: PixelModel, cond: Conditioning, *, steps: int = DEFAULT_STEPS, cfg_scale: float = DEFAULT_CFG,
            temperature: float = DEFAULT_TEMPERATURE, randomness: float = DEFAULT_RANDOMNESS, batch_size: int = 1,
-           schedule: str = "cosine", guidance_schedule: str = "constant",
+           schedule: str = "cosine", guidance_schedule: str = DEFAULT_GUIDANCE_SCHEDULE,
            generator: torch.Generator | None = None, init_tokens: torch.Tensor | None = None,
            keep_mask: torch.Tensor | None = None, allowed_tokens: torch.Tensor | None = None,
            opaque: bool = False, min_cutout: float = DEFAULT_MIN_CUTOUT,
@@ -248,8 +259,9 @@ def sample(model: PixelModel, cond: Conditioning, *, steps: int = DEFAULT_STEPS,
         if callback is not None:
             callback(step + 1, steps)
     if min_cutout > 0:
-        tokens = _fill_stray_holes(model, tokens, generated, float(min_cutout), text, float(cfg_scale),
-                                   float(temperature), banned, generator)
+        tokens = _fill_stray_holes(model, tokens, generated, float(min_cutout), text,
+                                   guidance_scale(cfg_scale, guidance_schedule, 1.0), float(temperature), banned,
+                                   generator)
     return tokens.reshape(B, G, G)
 
 

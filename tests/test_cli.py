@@ -12,6 +12,7 @@ from PIL import Image
 
 from pixelcore.checkpoint import default_model_path, load_model, save_model
 from pixelcore.cli import main
+from pixelcore.sampling import DEFAULT_GUIDANCE_SCHEDULE, GUIDANCE_SCHEDULES
 
 from conftest import sensitize
 
@@ -72,7 +73,7 @@ def test_generate_in_process_with_a_given_model(tmp_path, saved_tiny_model):
     assert run("calm.png", "--randomness", "0", "--temperature", "0.5") == 0  # every setting is recorded
     calm = _read_png(tmp_path / "calm.png")[1]
     assert (calm["randomness"], calm["temperature"], calm["steps"]) == ("0.0", "0.5", "3")
-    assert calm["guidance_schedule"] == "constant"
+    assert calm["guidance_schedule"] == DEFAULT_GUIDANCE_SCHEDULE
     assert run("ramp.png", "--cfg", "8", "--guidance-schedule", "linear") == 0
     assert _read_png(tmp_path / "ramp.png")[1]["guidance_schedule"] == "linear"
     assert run("many.png", "--n", "2", "--negative", "blurry") == 0
@@ -97,9 +98,11 @@ def test_generate_guidance_schedule_reaches_the_sampler(tmp_path, saved_tiny_mod
                      "--steps", "4", "--cfg", "8", "--device", "cpu", *extra]) == 0
         return _read_png(tmp_path / name)[0]
 
-    steady = texture("steady.png")
-    assert steady.tobytes() == texture("steady_again.png", "--guidance-schedule", "constant").tobytes()
-    assert steady.tobytes() != texture("ramp.png", "--guidance-schedule", "linear").tobytes()
+    textures = {schedule: texture(f"{schedule}.png", "--guidance-schedule", schedule).tobytes()
+                for schedule in GUIDANCE_SCHEDULES}
+    assert textures["linear"] != textures["constant"]  # the flag reaches the sampler
+    assert texture("default.png").tobytes() == textures[DEFAULT_GUIDANCE_SCHEDULE]
+    assert _read_png(tmp_path / "linear.png")[1]["guidance_schedule"] == "linear"
 
 
 @pytest.mark.parametrize("args, fragment", [

@@ -205,6 +205,7 @@ def test_guidance_schedules():
     assert [guidance_scale(3.0, "constant", d) for d in (0.0, 0.5, 1.0)] == [3.0, 3.0, 3.0]
     assert [guidance_scale(3.0, "linear", d) for d in (0.0, 0.5, 1.0, 1.5)] == [1.0, 2.0, 3.0, 3.0]
     assert guidance_scale(0.0, "linear", 0.25) == 0.75  # below 1 it falls from no guidance towards the scale
+    assert [guidance_scale(3.0, "early", d) for d in (0.0, 0.3, 0.34, 1.0)] == [3.0, 3.0, 1.0, 1.0]
 
 
 def _count_passes(model, monkeypatch) -> dict[str, list[int]]:
@@ -234,7 +235,27 @@ def test_linear_guidance_skips_the_unconditional_pass_while_nothing_is_decided(t
     assert passes["image"] == [4, 4, 4, 2, 4, 4]  # guided rounds run the prompt and the null condition together
 
 
+def test_early_guidance_skips_the_unconditional_pass_once_a_third_is_decided(tiny_model, monkeypatch):
+    passes = _count_passes(tiny_model, monkeypatch)
+    _sample(tiny_model, steps=10, cfg_scale=3.0, batch_size=2, guidance_schedule="early", min_cutout=0.0)
+    # The cosine schedule starts rounds 0..9 with 0, 1, 5, 11, 19, 29, 41, 55, 69 and 84% decided.
+    assert passes["image"] == [4] * 6 + [2] * 4
+
+
+def test_the_stray_hole_round_is_guided_as_the_last_round_is(tiny_model, monkeypatch):
+    leaning = _leaning_transparent(tiny_model)
+    passes = _count_passes(leaning, monkeypatch)
+    init = torch.full((1, 16, 16), 3)
+    keep = torch.ones(1, 16, 16, dtype=torch.bool)
+    keep[0, 5, 5:11] = False  # 6 cells to draw, which the leaning model makes stray holes
+    for schedule in ("constant", "early"):
+        assert (_sample(leaning, steps=3, cfg_scale=3.0, guidance_schedule=schedule, init_tokens=init,
+                        keep_mask=keep) != 0).all()
+    # Rounds start with 0, 13 and 50% decided; the fill round comes after them all.
+    assert passes["image"] == [2, 2, 2, 2] + [2, 2, 1, 1]
+
+
 def test_the_text_stream_runs_once_per_call_not_once_per_round(tiny_model, monkeypatch):
     passes = _count_passes(tiny_model, monkeypatch)
-    _sample(tiny_model, steps=5, batch_size=3, cfg_scale=2.0, min_cutout=0.0)
+    _sample(tiny_model, steps=5, batch_size=3, cfg_scale=2.0, guidance_schedule="constant", min_cutout=0.0)
     assert passes == {"text": [6], "image": [6] * 5}  # prompt and null condition, both for every texture
