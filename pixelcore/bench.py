@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 
 import torch
 
 from .checkpoint import default_model_path, load_model
 from .losses import LossConfig, maskgit_loss, palette_features, token_weights
-from .sampling import encode_prompt, sample
+from .sampling import DEFAULT_GUIDANCE_SCHEDULE, encode_prompt, sample
 from .train import MaskedTokenModel, mask_batch
 
 log = logging.getLogger(__name__)
@@ -27,16 +28,34 @@ def _timed(fn, repeats: int) -> float:
     return (time.perf_counter() - start) / repeats
 
 
-def run_benchmarks(model_path: str | None, device: torch.device, steps: int = 10, threads: int = 0) -> dict:
+def count_flops(fn: Callable[[], object]) -> float:
+    """Floating-point operations of one call of ``fn``, as ``torch.utils.flop_counter`` counts them: matrix
+    products and convolutions, attention included (run through PyTorch's math kernel, whose products it sees;
+    the fused kernels are invisible to it). Softmax, norms and sampling are not counted."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
+        fn()
+    return float(counter.get_total_flops())
+
+
+def run_benchmarks(model_path: str | None, device: torch.device, steps: int = 10, threads: int = 0,
+                   guidance_schedule: str = DEFAULT_GUIDANCE_SCHEDULE) -> dict:
     """Measures the model at ``model_path`` (default: the shipped one) on ``device``; prints and returns numbers."""
     if threads:
         torch.set_num_threads(threads)
     model = load_model(model_path or default_model_path(), device=device)
     gen = torch.Generator()
     cond1 = encode_prompt(model, "a blue diamond sword")
-    one = _timed(lambda: sample(model, cond1, steps=steps, generator=gen.manual_seed(0)), repeats=5)
-    batch32 = _timed(lambda: sample(model, cond1, steps=steps, batch_size=32, generator=gen.manual_seed(0)),
-                     repeats=2)
+
+    def draw(batch_size: int) -> None:
+        sample(model, cond1, steps=steps, batch_size=batch_size, guidance_schedule=guidance_schedule,
+               generator=gen.manual_seed(0))
+
+    one = _timed(lambda: draw(1), repeats=5)
+    batch32 = _timed(lambda: draw(32), repeats=2)
+    mflop = count_flops(lambda: draw(1)) / 1e6
     encode = _timed(lambda: encode_prompt(model, "a blue diamond sword"), repeats=10)
 
     wrapped = MaskedTokenModel(model).train()
@@ -56,7 +75,8 @@ def run_benchmarks(model_path: str | None, device: torch.device, steps: int = 10
     step_time = _timed(train_step, repeats=3)
     results = {
         "device": str(device), "threads": torch.get_num_threads(), "steps": steps,
-        "params_M": round(model.num_params() / 1e6, 2),
+        "guidance_schedule": guidance_schedule, "params_M": round(model.num_params() / 1e6, 2),
+        "mflop_per_image": round(mflop),
         "latency_1_image_ms": round(one * 1000, 1),
         "batch32_images_per_s": round(32 / batch32, 1),
         "prompt_encode_ms": round(encode * 1000, 2),

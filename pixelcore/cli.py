@@ -142,7 +142,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from .bench import run_benchmarks
 
-    run_benchmarks(args.model, _device(args.device), args.steps, args.threads)
+    run_benchmarks(args.model, _device(args.device), args.steps, args.threads, args.guidance_schedule)
     return 0
 
 
@@ -262,6 +262,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--model", help="default: the shipped model")
     s.add_argument("--steps", type=int, default=10)
     s.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
+    s.add_argument("--guidance-schedule", dest="guidance_schedule", choices=GUIDANCE_SCHEDULES,
+                   default=DEFAULT_GUIDANCE_SCHEDULE, help=GUIDANCE_SCHEDULE_HELP)
     s.add_argument("--device", default="cpu")
     s.set_defaults(func=cmd_bench)
     return parser

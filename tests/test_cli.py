@@ -197,3 +197,13 @@ def test_average_of_one_file_is_refused_with_a_message(tmp_path, saved_tiny_mode
                      "-o", str(tmp_path / "weighted.safetensors")]) == 2
     assert "1 weights for 2 checkpoints" in caplog.text
     assert not (tmp_path / "weighted.safetensors").exists()
+
+
+def test_bench_counts_less_work_for_guidance_in_the_first_rounds_only(saved_tiny_model, capsys):
+    from pixelcore.bench import run_benchmarks
+
+    constant = run_benchmarks(str(saved_tiny_model), torch.device("cpu"), guidance_schedule="constant")
+    early = run_benchmarks(str(saved_tiny_model), torch.device("cpu"), guidance_schedule="early")
+    # Ten rounds: "constant" runs 20 image passes per texture, "early" 6 guided rounds and 4 unguided (16).
+    assert 0.75 < early["mflop_per_image"] / constant["mflop_per_image"] < 0.85
+    assert "mflop_per_image" in capsys.readouterr().out

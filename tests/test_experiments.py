@@ -293,7 +293,7 @@ def test_one_temperature_reaches_both_samplers(tiny_data, tmp_path, monkeypatch)
 
 
 def test_count_flops_counts_products_and_attention():
-    from pixelcore.experiments.runner import count_flops
+    from pixelcore.bench import count_flops
 
     linear, x = torch.nn.Linear(8, 4), torch.randn(3, 8)
     assert count_flops(lambda: linear(x)) == 2 * 3 * 8 * 4  # one multiply and one add per weight and row

@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..bench import count_flops
 from ..captions import english_caption
 from ..checkpoint import load_model
 from ..evaluate import PromptSpec, copy_references, load_prompts, score_samples
@@ -362,18 +363,6 @@ def _timed(fn: Callable[[], object], repeats: int, device: torch.device) -> floa
     if device.type == "cuda":
         torch.cuda.synchronize()
     return (time.perf_counter() - start) / repeats
-
-
-def count_flops(fn: Callable[[], object]) -> float:
-    """Floating-point operations of one call of ``fn``, as ``torch.utils.flop_counter`` counts them: matrix
-    products and convolutions, attention included (run through PyTorch's math kernel, whose products it sees;
-    the fused kernels are invisible to it). Softmax, norms and sampling are not counted."""
-    from torch.nn.attention import SDPBackend, sdpa_kernel
-    from torch.utils.flop_counter import FlopCounterMode
-
-    with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
-        fn()
-    return float(counter.get_total_flops())
 
 
 def measure_speed(config: ExperimentConfig, names: list[str] | None = None) -> dict:
