@@ -12,11 +12,11 @@ import comfy.model_management
 import comfy.utils
 from pixelcore import editing
 from pixelcore.palette import Palette
-from pixelcore.sampling import (DEFAULT_CFG, DEFAULT_MIN_CUTOUT, DEFAULT_STEPS, DEFAULT_TEMPERATURE, MAX_CFG, MAX_STEPS,
-                                MAX_TEMPERATURE)
+from pixelcore.sampling import (DEFAULT_CFG, DEFAULT_GUIDANCE_SCHEDULE, DEFAULT_MIN_CUTOUT, DEFAULT_STEPS,
+                                DEFAULT_TEMPERATURE, MAX_CFG, MAX_STEPS, MAX_TEMPERATURE)
 
 from .image_nodes import image_mask_to_rgba
-from .model_nodes import COND, MAX_NODE_BATCH, MODEL, TOKENS, PixelTokens, spread
+from .model_nodes import COND, GUIDANCE_SCHEDULE_IN, MAX_NODE_BATCH, MODEL, TOKENS, PixelTokens, spread
 
 LOCK = "PIXEL_PALETTE_LOCK"
 GRID = 16
@@ -83,8 +83,9 @@ def _run(model, steps, seed, fn):
         mm.soft_empty_cache()
 
 
-def _settings(steps, cfg, temperature, generator, callback):
-    return dict(steps=steps, cfg_scale=cfg, temperature=temperature, generator=generator, callback=callback)
+def _settings(steps, cfg, temperature, guidance_schedule, generator, callback):
+    return dict(steps=steps, cfg_scale=cfg, temperature=temperature, guidance_schedule=guidance_schedule,
+                generator=generator, callback=callback)
 
 
 class ImageToTokens:
@@ -151,15 +152,17 @@ class Inpaint:
                                                    "enlargement of it; a cell is repainted if any of its "
                                                    "pixels is >= 0.5.")),
                              **SAMPLING},
-                "optional": {"seamless": SEAMLESS_IN, "palette_lock": LOCK_IN}}
+                "optional": {"seamless": SEAMLESS_IN, "palette_lock": LOCK_IN,
+                             "guidance_schedule": GUIDANCE_SCHEDULE_IN}}
 
     def inpaint(self, model, conditioning, tokens, mask, seed, steps, cfg, temperature, seamless=False,
-                palette_lock=None):
+                palette_lock=None, guidance_schedule=DEFAULT_GUIDANCE_SCHEDULE):
         _same_palette(tokens.palette, model, "token grid")
         repaint = editing.mask_to_grid(mask.cpu(), GRID)
         out = _run(model, steps, seed, lambda gen, cb: editing.inpaint(
             model, conditioning, tokens.tokens, repaint, seamless=seamless,
-            allowed_tokens=_allowed(model, palette_lock), **_settings(steps, cfg, temperature, gen, cb)))
+            allowed_tokens=_allowed(model, palette_lock),
+            **_settings(steps, cfg, temperature, guidance_schedule, gen, cb)))
         n = len(out)
         return (PixelTokens(out, model.palette, spread(conditioning.prompts, n, 1),
                             spread(conditioning.negative, n, 1), seed, list(range(n))),)
@@ -183,14 +186,16 @@ class Variations:
                              **SAMPLING,
                              "batch_size": ("INT", {"default": 4, "min": 1, "max": MAX_NODE_BATCH,
                                                     "tooltip": "Variations per input texture."})},
-                "optional": {"seamless": SEAMLESS_IN, "palette_lock": LOCK_IN}}
+                "optional": {"seamless": SEAMLESS_IN, "palette_lock": LOCK_IN,
+                             "guidance_schedule": GUIDANCE_SCHEDULE_IN}}
 
     def vary(self, model, conditioning, tokens, strength, seed, steps, cfg, temperature, batch_size,
-             seamless=False, palette_lock=None):
+             seamless=False, palette_lock=None, guidance_schedule=DEFAULT_GUIDANCE_SCHEDULE):
         _same_palette(tokens.palette, model, "token grid")
         out = _run(model, steps, seed, lambda gen, cb: editing.variations(
             model, conditioning, tokens.tokens, strength, batch_size=batch_size, seamless=seamless,
-            allowed_tokens=_allowed(model, palette_lock), **_settings(steps, cfg, temperature, gen, cb)))
+            allowed_tokens=_allowed(model, palette_lock),
+            **_settings(steps, cfg, temperature, guidance_schedule, gen, cb)))
         n = len(tokens.tokens)
         return (PixelTokens.from_batches(out, model.palette, conditioning, n, batch_size, seed),)
 
@@ -252,16 +257,16 @@ class MaskGITSampleAdvanced:
                                  "default": True, "tooltip": "Redraw, opaque, the transparent pixels of a texture "
                                  f"that ends under {DEFAULT_MIN_CUTOUT:.0%} transparent (stray holes in a block). "
                                  "Off keeps small holes, e.g. windows in a block."})},
-                "optional": {"palette_lock": LOCK_IN}}
+                "optional": {"palette_lock": LOCK_IN, "guidance_schedule": GUIDANCE_SCHEDULE_IN}}
 
     def generate(self, model, conditioning, seed, steps, cfg, temperature, batch_size, seamless, opaque=False,
-                 fill_stray_holes=True, palette_lock=None):
+                 fill_stray_holes=True, palette_lock=None, guidance_schedule=DEFAULT_GUIDANCE_SCHEDULE):
         count = len(conditioning) * batch_size
         min_cutout = DEFAULT_MIN_CUTOUT if fill_stray_holes else 0.0
         out = _run(model, steps, seed, lambda gen, cb: editing.sample_around(
             model, conditioning, None, None, count, seamless=seamless, opaque=opaque,
             allowed_tokens=_allowed(model, palette_lock), min_cutout=min_cutout,
-            **_settings(steps, cfg, temperature, gen, cb)))
+            **_settings(steps, cfg, temperature, guidance_schedule, gen, cb)))
         n = len(conditioning)
         return (PixelTokens.from_batches(out, model.palette, conditioning, n, batch_size, seed),)
 
@@ -285,16 +290,18 @@ class Recolor:
                              "name": ("STRING", {"default": "sword",
                                                  "tooltip": "What the texture shows; each prompt is "
                                                             "'<variant> <name>'."}),
-                             **SAMPLING}}
+                             **SAMPLING},
+                "optional": {"guidance_schedule": GUIDANCE_SCHEDULE_IN}}
 
-    def recolor(self, model, tokens, variants, name, seed, steps, cfg, temperature):
+    def recolor(self, model, tokens, variants, name, seed, steps, cfg, temperature,
+                guidance_schedule=DEFAULT_GUIDANCE_SCHEDULE):
         _same_palette(tokens.palette, model, "token grid")
         prompts = editing.recolor_prompts(variants, name)
         if len(prompts) * len(tokens.tokens) > MAX_NODE_BATCH or len(prompts) > MAX_VARIANTS:
             raise ValueError(f"{len(prompts)} variants x {len(tokens.tokens)} textures is too many: give at "
                              f"most {MAX_VARIANTS} variants and {MAX_NODE_BATCH} outputs in all.")
         out = _run(model, steps, seed, lambda gen, cb: editing.recolor(
-            model, tokens.tokens, prompts, **_settings(steps, cfg, temperature, gen, cb)))
+            model, tokens.tokens, prompts, **_settings(steps, cfg, temperature, guidance_schedule, gen, cb)))
         n = len(tokens.tokens)
         return (PixelTokens(out, model.palette, prompts * n, [], seed, list(range(len(prompts))) * n),)
 

@@ -37,10 +37,12 @@ def _font(size: int) -> ImageFont.ImageFont:
 def _output_texture(workflow: dict) -> np.ndarray:
     nodes = {n["type"]: n for n in workflow["nodes"]}
     prompt, negative = nodes["PixelCore_EncodePrompt"]["widgets_values"][:2]
-    seed, _, steps, cfg, temperature, batch = nodes["PixelCore_MaskGITSample"]["widgets_values"]
+    seed, _, steps, cfg, temperature, batch, *optional = nodes["PixelCore_MaskGITSample"]["widgets_values"]
+    schedule = {"guidance_schedule": optional[0]} if optional else {}  # saved before the widget existed: default
     model = load_model(default_model_path())
     tokens = sample(model, encode_prompt(model, prompt, negative or None), steps=steps, cfg_scale=cfg,
-                    temperature=temperature, batch_size=batch, generator=torch.Generator().manual_seed(seed))
+                    temperature=temperature, batch_size=batch, generator=torch.Generator().manual_seed(seed),
+                    **schedule)
     return model.palette.dequantize(tokens)[0].numpy()
 
 

@@ -20,6 +20,8 @@ from pixelcore.checkpoint import save_model
 from pixelcore.model import PixelConfig, PixelModel
 from pixelcore.palette import Palette
 
+from conftest import sensitize
+
 ROOT = Path(__file__).resolve().parent.parent
 PACK_NAME = "pixelcore_pack_under_test"
 TINY = "tiny.safetensors"
@@ -166,6 +168,33 @@ def test_sampling_nodes_default_to_the_core_sampler_settings(pack):
                 assert inputs[name][1]["default"] == value, f"{node_id}.{name}: not the CLI's default {value}"
                 checked += 1
     assert checked >= 6  # MaskGIT Sample and the editing nodes
+    from pixelcore.sampling import DEFAULT_GUIDANCE_SCHEDULE, GUIDANCE_SCHEDULES
+
+    for node_id, cls in pack.nodes.items():
+        inputs = cls.INPUT_TYPES()
+        if "steps" in inputs["required"]:  # every sampling node offers the schedule, optional for old workflows
+            choices, options = inputs["optional"]["guidance_schedule"]
+            assert choices == list(GUIDANCE_SCHEDULES) and options["default"] == DEFAULT_GUIDANCE_SCHEDULE, node_id
+
+
+def test_guidance_schedule_reaches_the_sampler(pack):
+    from pixelcore.sampling import DEFAULT_GUIDANCE_SCHEDULE, GUIDANCE_SCHEDULES, sample
+
+    (model,) = run(pack, "PixelCore_LoadPixelModel", TINY)
+    sensitize(model)  # an untrained tiny model ignores its prompt, and so guidance
+    (cond,) = run(pack, "PixelCore_EncodePrompt", model, "a blue diamond sword")
+    drawn = {}
+    for schedule in GUIDANCE_SCHEDULES:
+        (tokens,) = run(pack, "PixelCore_MaskGITSample", model, cond, 3, 10, 3.0, 0.7, 2,
+                        guidance_schedule=schedule)
+        core = sample(model, cond, steps=10, cfg_scale=3.0, temperature=0.7, batch_size=2,
+                      guidance_schedule=schedule, generator=torch.Generator().manual_seed(3))
+        assert torch.equal(tokens.tokens, core)
+        drawn[schedule] = tokens.tokens
+    # Were the schedule ignored, every node output would be the same, and so every core output above.
+    assert len({t.numpy().tobytes() for t in drawn.values()}) > 1
+    (default,) = run(pack, "PixelCore_MaskGITSample", model, cond, 3, 10, 3.0, 0.7, 2)
+    assert torch.equal(default.tokens, drawn[DEFAULT_GUIDANCE_SCHEDULE])  # a workflow saved without it
 
 
 def test_model_dropdown_lists_builtin_and_only_safetensors(pack):
