@@ -91,6 +91,17 @@ def test_same_seed_gives_the_same_image(server):
     assert not np.array_equal(first, other)
 
 
+def test_a_workflow_saved_before_the_guidance_schedule_runs_with_the_default(server):
+    def native(graph):
+        entry = server.run(graph)
+        assert_success(entry)
+        return np.array(saved_images(server, entry)[0])
+
+    old = good_graph(**{SAMPLE: {"seed": 77}})
+    del old[SAMPLE]["inputs"]["guidance_schedule"]
+    assert np.array_equal(native(old), native(good_graph(**{SAMPLE: {"seed": 77, "guidance_schedule": "early"}})))
+
+
 @pytest.mark.parametrize("node_id, inputs, expected", [
     (LOAD, {"model_name": "missing.safetensors"}, "not in"),
     (LOAD, {"model_name": "../" + TINY}, "not in"),
@@ -100,8 +111,9 @@ def test_same_seed_gives_the_same_image(server):
     (SAMPLE, {"batch_size": 100000}, "bigger than max"),
     (SAMPLE, {"cfg": -1.0}, "smaller than min"),
     (ENCODE, {"prompt": "   "}, "type what the texture shows"),
+    (SAMPLE, {"guidance_schedule": "sometimes"}, "not in"),
 ], ids=["missing-model", "dotdot-model", "steps-0", "steps-1000", "batch-0", "batch-huge", "cfg-neg",
-        "empty-prompt"])
+        "empty-prompt", "unknown-schedule"])
 def test_bad_input_is_refused_before_running(server, node_id, inputs, expected):
     status, body = server.queue(good_graph(**{node_id: inputs}))
     assert status == 400
