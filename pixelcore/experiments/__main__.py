@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 
+from ..sampling import GUIDANCE_SCHEDULES
 from .adapt import adapt_report
 from .runner import SYSTEMS, ExperimentConfig, evaluate_system, measure_speed, prepare_features, run
 from .replicates import render_replicates
@@ -67,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     w = sub.add_parser("sweep", help="score trained systems over a grid of sampling settings (<out>/sweep.json)")
     _add_config_args(w)
     w.add_argument("--cfg-scales", dest="cfg_scales", type=float, nargs="+", default=[1.5, 3.0, 5.0])
-    w.add_argument("--guidance-schedules", dest="guidance_schedules", nargs="+", default=["constant", "linear"])
+    w.add_argument("--guidance-schedules", dest="guidance_schedules", nargs="+", default=list(GUIDANCE_SCHEDULES))
     w.add_argument("--randomness-values", dest="randomness_values", type=float, nargs="+", default=[0.5, 2.0, 4.5],
                    help="MaskGIT's randomness values (AR has none)")
     w.add_argument("--repeats", type=int, default=3, help="sampling seeds per setting, averaged")
