@@ -30,6 +30,11 @@ def _device(name: str) -> torch.device:
     return pick_device(name)
 
 
+def _add_guidance_schedule(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--guidance-schedule", dest="guidance_schedule", choices=GUIDANCE_SCHEDULES,
+                        default=DEFAULT_GUIDANCE_SCHEDULE, help=GUIDANCE_SCHEDULE_HELP)
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
     from .checkpoint import default_model_path, load_model
     from .images import MAX_SCALE, save_png, upscale_nearest
@@ -162,8 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--cfg", type=float, default=DEFAULT_CFG, help="classifier-free guidance scale (0..30, 1 = none)")
     g.add_argument("--temperature", type=float, default=DEFAULT_TEMPERATURE, help="sampling temperature (0..5]")
     g.add_argument("--randomness", type=float, default=DEFAULT_RANDOMNESS, help=RANDOMNESS_HELP)
-    g.add_argument("--guidance-schedule", dest="guidance_schedule", choices=GUIDANCE_SCHEDULES,
-                   default=DEFAULT_GUIDANCE_SCHEDULE, help=GUIDANCE_SCHEDULE_HELP)
+    _add_guidance_schedule(g)
     g.add_argument("--n", type=int, default=1, help="number of textures (written as NAME_i.png)")
     g.add_argument("--opaque", action="store_true",
                    help="never draw transparent pixels: a tile with no holes (for blocks)")
@@ -230,8 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--cfg", type=float, default=DEFAULT_CFG)
     e.add_argument("--temperature", type=float, default=DEFAULT_TEMPERATURE)
     e.add_argument("--randomness", type=float, default=DEFAULT_RANDOMNESS, help=RANDOMNESS_HELP)
-    e.add_argument("--guidance-schedule", dest="guidance_schedule", choices=GUIDANCE_SCHEDULES,
-                   default=DEFAULT_GUIDANCE_SCHEDULE, help=GUIDANCE_SCHEDULE_HELP)
+    _add_guidance_schedule(e)
     e.add_argument("--min-cutout", type=float, default=DEFAULT_MIN_CUTOUT,
                    help="as for generate (0 = score the model's raw samples)")
     e.add_argument("--device", default="auto")
@@ -262,8 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--model", help="default: the shipped model")
     s.add_argument("--steps", type=int, default=10)
     s.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
-    s.add_argument("--guidance-schedule", dest="guidance_schedule", choices=GUIDANCE_SCHEDULES,
-                   default=DEFAULT_GUIDANCE_SCHEDULE, help=GUIDANCE_SCHEDULE_HELP)
+    _add_guidance_schedule(s)
     s.add_argument("--device", default="cpu")
     s.set_defaults(func=cmd_bench)
     return parser

@@ -192,7 +192,7 @@ def sample(model: PixelModel, cond: Conditioning, *, steps: int = DEFAULT_STEPS,
     Args:
         randomness: scale of the Gumbel noise added to the confidences that pick which cells to keep,
             annealed to 0 over the rounds (MaskGIT's choice temperature).
-        guidance_schedule: ``"constant"`` or ``"linear"`` (see ``GUIDANCE_SCHEDULES``).
+        guidance_schedule: ``"early"`` (the default), ``"constant"`` or ``"linear"`` (see ``GUIDANCE_SCHEDULES``).
         init_tokens: (B', G, G) tokens to keep where ``keep_mask`` (B', G, G) is True; B' is 1 or the output
             batch. Kept cells come back unchanged; the rest are generated around them (inpainting, variations).
         allowed_tokens: palette indices sampling may use (palette lock); the transparent token 0 is allowed
@@ -285,7 +285,8 @@ def _banned_tokens(vocab_size: int, allowed_tokens: torch.Tensor | None, opaque:
 def _fill_stray_holes(model: PixelModel, tokens: torch.Tensor, generated: torch.Tensor, min_cutout: float,
                       text: TextStates, cfg_scale: float, temperature: float, banned: torch.Tensor | None,
                       generator: torch.Generator | None) -> torch.Tensor:
-    """One more guided round, transparency banned, over the stray holes of flat grids (B, T); see ``sample``."""
+    """One more round at guidance ``cfg_scale``, transparency banned, over the stray holes of flat grids (B, T);
+    see ``sample``."""
     B, T = tokens.shape
     G, V = model.config.grid_size, model.config.vocab_size
     fill_banned = torch.zeros(V, dtype=torch.bool, device=tokens.device) if banned is None else banned.clone()
