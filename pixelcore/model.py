@@ -130,14 +130,24 @@ class Attention(nn.Module):
         (B, T, C) and x's own keys and values.
         """
         B, T, C = x.shape
-        q, k, v = self.qkv(x).split(C, dim=2)
-        q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))  # (B, h, T, c)
+        q, k, v = (self._heads(t) for t in self.qkv(x).split(C, dim=2))  # (B, h, T, c)
         own = (k, v)
         if prefix is not None:
             k, v = torch.cat([prefix[0], k], dim=2), torch.cat([prefix[1], v], dim=2)  # (B, h, T', c)
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask[:, None, None, :],
                                            dropout_p=self.dropout if self.training else 0.0)
         return self.proj(y.transpose(1, 2).reshape(B, T, C)), own
+
+    def keys_values(self, x: torch.Tensor) -> KeysValues:
+        """x's own keys and values, as ``forward`` returns them, without the queries or the attention."""
+        C = x.shape[-1]
+        k, v = F.linear(x, self.qkv.weight[C:], self.qkv.bias[C:]).split(C, dim=2)
+        return self._heads(k), self._heads(v)
+
+    def _heads(self, t: torch.Tensor) -> torch.Tensor:
+        """(B, T, C) -> (B, h, T, c)."""
+        B, T, C = t.shape
+        return t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
 
 
 class Block(nn.Module):
@@ -235,9 +245,11 @@ class PixelModel(nn.Module):
     def text_states(self, cond: torch.Tensor, cond_mask: torch.Tensor) -> TextStates:
         """Runs projected text (B, L, D) through the blocks, text attending to real text only."""
         keys_values = []
-        for block in self.blocks:
+        *inner, last = self.blocks
+        for block in inner:
             cond, own = block(cond, cond_mask)
             keys_values.append(own)
+        keys_values.append(last.attn.keys_values(last.ln1(cond)))  # nothing reads the last block's text output
         return TextStates(keys_values, cond_mask)
 
     def decode(self, tokens: torch.Tensor, text: TextStates) -> torch.Tensor:

@@ -143,8 +143,10 @@ def _joint_sequence_logits(model: PixelModel, tokens: torch.Tensor, cond: torch.
     return model.head(model.head_conv(x + skip).permute(0, 2, 3, 1))
 
 
-def test_cached_text_stream_equals_the_joint_masked_sequence(tiny_model):
-    model = sensitize(tiny_model)
+@pytest.mark.parametrize("n_layer", [1, 3])  # the last block computes only the text's keys and values
+def test_cached_text_stream_equals_the_joint_masked_sequence(palette, n_layer):
+    torch.manual_seed(0)
+    model = sensitize(PixelModel(PixelConfig.tiny(n_layer=n_layer), palette).eval())
     tokens = _masked_grid(model, batch=3)
     with torch.no_grad():
         features, mask = model.encode_text(["red", "a long prompt about a blue diamond sword", "一把剑"])
