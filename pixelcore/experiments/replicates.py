@@ -17,8 +17,8 @@ import math
 from pathlib import Path
 
 from .runner import SYSTEMS
-from .table import (COLUMNS, REFERENCES, _REPEATED, _improvement, describe_sampling, load_run, reference_values,
-                    run_command, sampling_settings, scored_sampling)
+from .table import (COLUMNS, REFERENCES, REPEATED_DISTANCES, describe_sampling, improvement, load_run,
+                    reference_values, run_command, sampling_settings, scored_sampling)
 
 # (system, what it is compared with, what a win of the first means): the ablations against the design as
 # first built, and both MaskGIT designs (TV on, as first built; TV off, the default since) against AR.
@@ -89,7 +89,7 @@ def wins(group: list[dict], a: str, b: str, key: str, better: str) -> tuple[int,
         if not all(key in m and not math.isnan(m[key]) for m in (first, second)):
             continue
         diffs.append(first[key] - second[key])
-        sign = _improvement(first, second, key, better)
+        sign = improvement(first, second, key, better)
         won, lost = won + (sign > 0), lost + (sign < 0)
     return won, lost, len(diffs), (sum(diffs) / len(diffs) if diffs else float("nan"))
 
@@ -101,7 +101,7 @@ def _verdicts(groups: list[list[dict]], columns: list[tuple[str, str, str]]) -> 
     for a, b, claim in PAIRS:
         always, never, tied, mixed = [], [], [], []
         for key, title, better in columns:
-            if not better or key in _REPEATED:
+            if not better or key in REPEATED_DISTANCES:
                 continue
             counts = [wins(group, a, b, key, better) for group in groups]
             won, lost, n = (sum(c[i] for c in counts) for i in range(3))

@@ -166,7 +166,8 @@ def training_split(config: ExperimentConfig):
     )
 
 
-def _write_json(path: Path, value: dict) -> None:
+def write_json(path: Path, value: dict) -> None:
+    """Writes ``value`` as JSON through a temporary file, so an interrupted write leaves the old file whole."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(value, indent=2, ensure_ascii=False))
@@ -192,7 +193,7 @@ def prepare_features(config: ExperimentConfig, force: bool = False) -> Path:
     )
     refs = reference_distances(config, net, split)
     refs["feature_scale"] = net.feature_scale
-    _write_json(out / "references.json", refs)
+    write_json(out / "references.json", refs)
     log.info("feature net and references written to %s: %s", out, refs)
     return path
 
@@ -226,7 +227,7 @@ def _add_halves_references(config: ExperimentConfig, net, split) -> None:
     path = Path(config.out) / "references.json"
     refs = json.loads(path.read_text()) if path.exists() else {}
     if "halves" not in refs:
-        _write_json(path, {**refs, "halves": reference_distances(config, net, split)["halves"]})
+        write_json(path, {**refs, "halves": reference_distances(config, net, split)["halves"]})
 
 
 BatchGenerator = Callable[[list[str], int, int], np.ndarray]  # (prompts, n, seed) -> (P, n, G, G, 4)
@@ -281,9 +282,11 @@ def load_system(config: ExperimentConfig, name: str) -> tuple[BatchGenerator, in
     return generate, model.num_params()
 
 
-def _in_chunks(
+def sample_in_chunks(
     generate: BatchGenerator, prompts: list[str], n: int, seed: int, chunk: int = 64
 ) -> np.ndarray:
+    """``n`` textures per prompt, (len(prompts), n, 16, 16, 4), generated ``chunk`` prompts at a time (seeded
+    per chunk)."""
     return np.concatenate(
         [generate(prompts[i : i + chunk], n, seed + i) for i in range(0, len(prompts), chunk)]
     )
@@ -318,13 +321,13 @@ def evaluate_system(config: ExperimentConfig, name: str) -> dict:
     S = config.seeds_per_prompt
     for set_name, prompt_path in (("public", config.public_prompts), ("novel", config.novel_prompts)):
         specs: list[PromptSpec] = load_prompts(prompt_path)
-        samples = _in_chunks(generate, [s.prompt for s in specs], S, config.seed)
+        samples = sample_in_chunks(generate, [s.prompt for s in specs], S, config.seed)
         save_grid(samples.reshape(-1, *samples.shape[2:]), out / f"{set_name}.png", cols=S)
         scores = score_samples(specs, samples, training if set_name == "novel" else None)
         metrics.update({f"{set_name}_{k}": v for k, v in scores.items()})
     net = feat.load_feature_net(Path(config.out) / "features.safetensors")
     real = np.stack([r.pixels for r in split.held_out])
-    generated = _in_chunks(generate, heldout_prompts(split.held_out), 1, config.seed)[:, 0]
+    generated = sample_in_chunks(generate, heldout_prompts(split.held_out), 1, config.seed)[:, 0]
     real_f, gen_f = feat.extract_features(net, real), feat.extract_features(net, generated)
     halves = (feat.halves_distances(gen_f, real_f, seed=config.seed) if len(real_f) >= feat.MIN_HALVES
               else {"fd": float("nan"), "kid": float("nan")})
@@ -348,7 +351,7 @@ def evaluate_system(config: ExperimentConfig, name: str) -> dict:
 
         with safe_open(str(out / "model.safetensors"), framework="pt") as f:
             metrics["train_steps"] = json.loads((f.metadata() or {}).get("training", "{}")).get("step")
-    _write_json(out / "metrics.json", metrics)
+    write_json(out / "metrics.json", metrics)
     log.info("%s: %s", name, {k: round(v, 3) if isinstance(v, float) else v for k, v in metrics.items()})
     return metrics
 
@@ -425,7 +428,7 @@ def measure_speed(config: ExperimentConfig, names: list[str] | None = None) -> d
                 row["mflop"] = count_flops(lambda: generate([prompt], 1, 0)) / 1e6
         results["systems"][name] = row
         log.info("speed %s: %s", name, {k: round(v, 1) for k, v in row.items()})
-    _write_json(Path(config.out) / "speed.json", results)
+    write_json(Path(config.out) / "speed.json", results)
     return results
 
 
@@ -464,7 +467,7 @@ def run(
     if unknown:
         raise ValueError(f"unknown systems {unknown}: choose from {', '.join(SYSTEMS)}")
     Path(config.out).mkdir(parents=True, exist_ok=True)
-    _write_json(Path(config.out) / "experiment_config.json", asdict(config))
+    write_json(Path(config.out) / "experiment_config.json", asdict(config))
     prepare_features(config)
     if jobs > 1 and len(names) > 1:
         threads = max(1, (os.cpu_count() or 1) // min(jobs, len(names)))

@@ -30,8 +30,9 @@ from tqdm import tqdm
 from ..evaluate import load_prompts, score_samples
 from ..sampling import GUIDANCE_SCHEDULES, MAX_CFG, MAX_RANDOMNESS
 from . import features as feat
-from .runner import SYSTEMS, ExperimentConfig, _in_chunks, _write_json, heldout_prompts, load_system, training_split
-from .table import _fmt, run_command
+from .runner import (SYSTEMS, ExperimentConfig, heldout_prompts, load_system, sample_in_chunks, training_split,
+                     write_json)
+from .table import fmt, run_command
 
 log = logging.getLogger(__name__)
 
@@ -105,11 +106,11 @@ def sweep_run(config: ExperimentConfig, names: list[str], cfg_scales: list[float
             start, scores = time.perf_counter(), {key: [] for key, _, _ in METRICS}
             for k in range(repeats):
                 seed = config.seed + k * SEED_STRIDE
-                generated = _in_chunks(generate, captions, 1, seed)[:, 0]
+                generated = sample_in_chunks(generate, captions, 1, seed)[:, 0]
                 gen_f = feat.extract_features(net, generated)
                 scores["fd"].append(feat.frechet_distance(gen_f, real_f))
                 scores["kid"].append(feat.kernel_distance(gen_f, real_f))
-                public = score_samples(specs, _in_chunks(generate, [s.prompt for s in specs],
+                public = score_samples(specs, sample_in_chunks(generate, [s.prompt for s in specs],
                                                          config.seeds_per_prompt, seed))
                 scores["color_adherence"].append(public["color_adherence"])
                 scores["kind_adherence"].append(public["kind_adherence"])
@@ -119,7 +120,7 @@ def sweep_run(config: ExperimentConfig, names: list[str], cfg_scales: list[float
             log.info("%s %s: %s", name, setting, {k: round(row[k], 3) for k in scores})
             systems[name] = sorted(rows.values(), key=lambda r: (r["cfg_scale"], r["guidance_schedule"],
                                                                  r.get("randomness") or 0.0))
-            _write_json(path, result)  # after every setting: an interrupted sweep keeps what it scored
+            write_json(path, result)  # after every setting: an interrupted sweep keeps what it scored
     return path
 
 
@@ -204,7 +205,7 @@ def render_sweep(runs: list[str | Path], out: str | Path, notes: str | Path | No
     for seed, table, pick in zip(seeds, tables, picks):
         for n in names:
             row, at_shared = table[n][pick[n]], table[n].get(shared[n])
-            cells = [f"{_fmt(row[k])} ({_fmt(at_shared[k]) if at_shared else '–'})" for k, _, _ in METRICS]
+            cells = [f"{fmt(row[k])} ({fmt(at_shared[k]) if at_shared else '–'})" for k, _, _ in METRICS]
             parts.append(f"| seed {seed} | `{n}` | {_describe(row)} | " + " | ".join(cells) + " |")
     parts += ["", "Lowest FD of each run's own grid (in-sample: what a pick on that run alone would take):", ""]
     for seed, table in zip(seeds, tables):

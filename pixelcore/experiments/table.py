@@ -27,7 +27,7 @@ COLUMNS = (
     ("kid_halves", "KID½ ↓", "low"),
 )
 # Distances that repeat FD/KID on another protocol: shown, but not counted again in the ablation verdicts.
-_REPEATED = frozenset({"fd_halves", "kid_halves"})
+REPEATED_DISTANCES = frozenset({"fd_halves", "kid_halves"})
 # The reference rows: (references.json key, label); a reference fills the distance columns it has.
 REFERENCES = (
     ("real_heldout", "reference: real held-out textures (other half)"),
@@ -90,7 +90,7 @@ METHOD = """\
 """
 
 
-def _fmt(value, digits: int = 3) -> str:
+def fmt(value, digits: int = 3) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
     if isinstance(value, float):
@@ -197,7 +197,7 @@ def _findings(metrics: dict[str, dict], refs: dict, speed: dict) -> list[str]:
                     continue
                 won = a > b if better == "high" else a < b
                 lines.append(
-                    f"{title.rstrip(' ↑↓')}: MaskGIT {_fmt(a)} vs AR {_fmt(b)} — "
+                    f"{title.rstrip(' ↑↓')}: MaskGIT {fmt(a)} vs AR {fmt(b)} — "
                     f"{'MaskGIT better' if won else 'AR better or equal'}."
                 )
     if base and "novel_copy_rate" in base:
@@ -240,8 +240,8 @@ def _findings(metrics: dict[str, dict], refs: dict, speed: dict) -> list[str]:
             if name not in metrics:
                 continue
             m = metrics[name]
-            changes = [(t.rstrip(" ↑↓"), _improvement(m, base, k, b)) for k, t, b in COLUMNS
-                       if b and k not in _REPEATED]
+            changes = [(t.rstrip(" ↑↓"), improvement(m, base, k, b)) for k, t, b in COLUMNS
+                       if b and k not in REPEATED_DISTANCES]
             worse = [title for title, sign in changes if sign < 0]
             better = [title for title, sign in changes if sign > 0]
             verdict = (
@@ -256,7 +256,7 @@ def _findings(metrics: dict[str, dict], refs: dict, speed: dict) -> list[str]:
     return lines
 
 
-def _improvement(metrics: dict, base: dict, key: str, better: str) -> int:
+def improvement(metrics: dict, base: dict, key: str, better: str) -> int:
     """+1 if ``metrics[key]`` beats the default's value (higher or lower per ``better``), -1 if worse, else 0."""
     if key not in metrics or key not in base or math.isnan(metrics[key]) or math.isnan(base[key]):
         return 0
@@ -312,17 +312,17 @@ def render(runs: str | Path, out: str | Path, notes: str | Path | None = None) -
         s = fast.get(name, {})
         cells = [
             f"`{name}` ({m.get('label', '')})",
-            _fmt(m.get("params", 0) / 1e6, 2),
-            _fmt(m.get("train_steps")),
+            fmt(m.get("params", 0) / 1e6, 2),
+            fmt(m.get("train_steps")),
         ]
-        cells += [_fmt(m.get(key)) for key, _, _ in columns]
-        cells += [_fmt(s.get(key), digits) for key, _, digits in speed_keys]
+        cells += [fmt(m.get(key)) for key, _, _ in columns]
+        cells += [fmt(s.get(key), digits) for key, _, digits in speed_keys]
         rows.append("| " + " | ".join(cells) + " |")
     for ref, label in REFERENCES:
         values = reference_values(refs, ref)
         if not any(values[key] is not None for key, _, _ in columns if key in values):
             continue
-        cells = [label, "", ""] + ["" if key not in values else _fmt(values[key]) for key, _, _ in columns]
+        cells = [label, "", ""] + ["" if key not in values else fmt(values[key]) for key, _, _ in columns]
         rows.append("| " + " | ".join(cells + [""] * len(speed_keys)) + " |")
     grids = []
     for name in metrics:
@@ -348,7 +348,7 @@ def render(runs: str | Path, out: str | Path, notes: str | Path | None = None) -
         f"Speed measured on `{device}` with "
         f"{speed.get('threads', '?')} torch threads, MaskGIT at {speed.get('sample_steps', '?')} rounds; "
         f"AR with KV cache (batch 1 without cache: "
-        f"{_fmt(fast.get('ar', {}).get('batch1_nocache'), 2)} img/s). "
+        f"{fmt(fast.get('ar', {}).get('batch1_nocache'), 2)} img/s). "
         f"{refs.get('n_heldout', '?')} held-out textures for FD/KID.",
         "",
         "\n".join(rows),
