@@ -15,7 +15,7 @@ from pixelcore.experiments import features as feat
 from pixelcore.experiments.ar import ARModel, load_ar, sample_ar, save_ar
 from pixelcore.experiments.retrieval import RetrievalModel
 from pixelcore.experiments.__main__ import main as experiments_main
-from pixelcore.experiments.runner import ExperimentConfig, run
+from pixelcore.experiments.runner import ExperimentConfig, run, write_json
 from pixelcore.experiments.table import render
 from pixelcore.model import PixelConfig
 from pixelcore.palette import Palette
@@ -452,3 +452,21 @@ def test_sampler_sweep_picks_on_the_first_run_and_checks_on_the_others(tiny_data
     assert experiments_main(["sweep-table", "--runs", *runs, "--notes", str(tmp_path / "missing.md"),
                              "--out", str(tmp_path / "notes.md")]) == 2
     assert not any((tmp_path / f"{n}.md").exists() for n in ("one", "same", "grid", "notes"))
+
+
+def test_write_json_from_several_writers_at_once_leaves_one_whole_file(tmp_path):
+    """``run --jobs`` children write experiment_config.json at the same moment: no writer may fail, and the
+    file must be one writer's whole value, with no temporary file left beside it."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    path = tmp_path / "experiment_config.json"
+    values = [{"writer": i, "caption": "一把蓝色的钻石剑", "padding": "x" * 20_000} for i in range(8)]
+
+    def write_many(value):
+        for _ in range(40):
+            write_json(path, value)
+
+    with ThreadPoolExecutor(len(values)) as pool:
+        list(pool.map(write_many, values))  # re-raises a writer's error
+    assert json.loads(path.read_text(encoding="utf-8")) in values
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]

@@ -34,6 +34,7 @@ from ..bench import count_flops
 from ..captions import english_caption
 from ..checkpoint import load_model
 from ..evaluate import PromptSpec, copy_references, load_prompts, score_samples
+from ..files import atomic_write
 from ..images import save_grid
 from ..losses import LossConfig
 from ..palette import Palette
@@ -167,11 +168,10 @@ def training_split(config: ExperimentConfig):
 
 
 def write_json(path: Path, value: dict) -> None:
-    """Writes ``value`` as JSON through a temporary file, so an interrupted write leaves the old file whole."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(value, indent=2, ensure_ascii=False))
-    tmp.replace(path)
+    """Writes ``value`` as JSON atomically: a reader, or a ``run --jobs`` child writing the same file, never sees
+    half of it."""
+    text = json.dumps(value, indent=2, ensure_ascii=False)
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
 
 
 def heldout_prompts(records) -> list[str]:

@@ -46,6 +46,10 @@ METRICS = (  # key, label, True where higher is better
 SEED_STRIDE = 1000
 
 
+def _repeats(n: int) -> str:
+    return "once, with the run's own sampling seed" if n == 1 else f"{n} times with other sampling seeds and averaged"
+
+
 def settings_grid(kind: str, cfg_scales: list[float], schedules: list[str], randomness: list[float]) -> list[dict]:
     """Every combination of the given values that applies to a system of ``kind`` (AR has no randomness)."""
     unknown = [s for s in schedules if s not in GUIDANCE_SCHEDULES]
@@ -190,7 +194,7 @@ def render_sweep(runs: list[str | Path], out: str | Path, notes: str | Path | No
         "",
         f"Runs: {', '.join(f'`{r.as_posix()}` (seed {s})' for r, s in zip(runs, seeds))}. Temperature "
         f"{first['temperature']}, {first['sample_steps']} MaskGIT rounds. Each setting is scored "
-        f"{first['repeats']} times with other sampling seeds and averaged: FD and KID of one texture per "
+        f"{_repeats(first['repeats'])}: FD and KID of one texture per "
         f"held-out caption ({first['n_heldout']} on the first run) against the held-out textures, in the run's "
         "own feature space; colour and kind adherence on the public prompts. Each run is checked in turn "
         "with the setting picked on the **other** runs (best mean FD rank there), so no number below is the "

@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# The sampler study of docs/quick/SAMPLER.md at the GPU table's size and budget, in one command that fits one
+# device call (issue #4: does MaskGIT's out-of-sample win on FD over AR hold at the full budget?).
+#
+# Three seeds of the default design (`no_tv`) and the AR baseline, the shipped 12M preset, an equal step
+# budget (STEPS, default 2800: what MaskGIT reached in the GPU table's 4 minutes), every training side by side
+# on one device; then every run swept over the sampling grid, and the sweep page rendered. The checkpoints are
+# too large to bring back from a device machine, so everything that reads them runs here.
+#
+#   bash scripts/gpu_sampler_study.sh [RUNS] [PAGE]     (defaults: runs/gpu_sampler, RUNS/SAMPLER.md)
+#
+# Settings (environment): DEVICE (cuda), STEPS (2800), MINUTES (4: a time cap per system on top of STEPS),
+# SEEDS ("0 1 2"), THREADS (2 torch threads per process), QUICK (empty; "--quick" for the quick models, as a
+# CPU rehearsal), FEATURE_STEPS (0: the mode's default), CFGS ("1.5 3 5 8"), SCHEDS ("constant linear early"),
+# RANDS ("0 2 4.5": the quick study's grid also has 0.5 and 1), REPEATS (3), PYTHON (python3), BUNDLE (a
+# .tgz path: everything but the checkpoints, packed at the end).
+#
+# A rehearsal on a CPU (2 cores: 6 minutes):
+#   DEVICE=cpu QUICK=--quick STEPS=20 FEATURE_STEPS=20 SEEDS="0 1" CFGS=3 SCHEDS=early RANDS=2 REPEATS=1 \
+#       bash scripts/gpu_sampler_study.sh /tmp/rehearsal
+# On a device machine (one call; the data and open_clip's wheels travel with it; the step before the bundle is
+# cut at 9 minutes so the bundle of what finished still comes back, and each sweep keeps every setting it
+# scored):
+#   pip download open_clip_torch ftfy wcwidth --no-deps -d .whl        # here, once
+#   run(carry=["data/luanti", ".whl"], timeout_s=600, command="BUNDLE=$OUT/gpu_sampler.tgz timeout 540
+#       bash scripts/gpu_sampler_study.sh runs/gpu_sampler $OUT/SAMPLER.md; cp runs/gpu_sampler/study.log $OUT/")
+# Not yet run on a GPU: the time of each phase there is unmeasured. The GPU table's 7 side-by-side trainings
+# took 4 minutes for ~2,800 steps each on an H100; the 6 here should take about as long.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS=${1:-runs/gpu_sampler}
+PAGE=${2:-$RUNS/SAMPLER.md}
+PY=${PYTHON:-python3}
+DEVICE=${DEVICE:-cuda}
+SEEDS=${SEEDS:-0 1 2}
+mkdir -p "$RUNS"
+LOG="$RUNS/study.log"
+stamp() { echo "$(date +%T) $*" | tee -a "$LOG"; }
+bundle() {
+    if [ -n "${BUNDLE:-}" ]; then
+        tar czf "$BUNDLE" --exclude='*.safetensors' --exclude='resume.pt' "$RUNS" && stamp "packed $BUNDLE"
+    fi
+}
+trap bundle EXIT  # also when a phase fails or the command is cut short (a TERM from timeout)
+trap 'exit 143' TERM
+
+if [ -d .whl ] && ! "$PY" -c "import open_clip" 2>/dev/null; then
+    "$PY" -m pip install -q --no-index --find-links .whl open_clip_torch ftfy wcwidth
+fi
+"$PY" -c "import torch; assert '$DEVICE' != 'cuda' or torch.cuda.is_available(), 'no CUDA device: set DEVICE=cpu'"
+
+# shellcheck disable=SC2206 # word splitting of the settings is wanted
+common=(--device "$DEVICE" --threads "${THREADS:-2}" --feature-steps "${FEATURE_STEPS:-0}" ${QUICK:-})
+wait_all() {  # waits for every background job; fails if any did
+    local failed=0
+    for pid in "$@"; do wait "$pid" || failed=1; done
+    return $failed
+}
+
+stamp "feature nets: seeds $SEEDS"
+pids=()
+for seed in $SEEDS; do
+    "$PY" -m pixelcore.experiments features --out "$RUNS/seed$seed" --seed "$seed" "${common[@]}" \
+        > "$RUNS/features_seed$seed.log" 2>&1 &
+    pids+=($!)
+done
+wait_all "${pids[@]}"
+
+stamp "training no_tv and ar, ${STEPS:-2800} steps each (cap ${MINUTES:-4} min), side by side"
+pids=()
+for seed in $SEEDS; do
+    for name in no_tv ar; do
+        "$PY" -m pixelcore.experiments run --out "$RUNS/seed$seed" --seed "$seed" --only "$name" --no-speed \
+            --max-steps "${STEPS:-2800}" --minutes-per-system "${MINUTES:-4}" "${common[@]}" \
+            > "$RUNS/train_seed${seed}_$name.log" 2>&1 &
+        pids+=($!)
+    done
+done
+wait_all "${pids[@]}"
+
+stamp "sweeps"
+pids=()
+for seed in $SEEDS; do
+    # shellcheck disable=SC2086
+    "$PY" -m pixelcore.experiments sweep --out "$RUNS/seed$seed" --seed "$seed" --only no_tv ar \
+        --cfg-scales ${CFGS:-1.5 3 5 8} --guidance-schedules ${SCHEDS:-constant linear early} \
+        --randomness-values ${RANDS:-0 2 4.5} --repeats "${REPEATS:-3}" "${common[@]}" \
+        > "$RUNS/sweep_seed$seed.log" 2>&1 &
+    pids+=($!)
+done
+wait_all "${pids[@]}"
+
+stamp "page"
+runs=()
+for seed in $SEEDS; do runs+=("$RUNS/seed$seed"); done
+"$PY" -m pixelcore.experiments sweep-table --runs "${runs[@]}" --out "$PAGE"
+stamp "done: $PAGE"
