@@ -470,3 +470,25 @@ def test_write_json_from_several_writers_at_once_leaves_one_whole_file(tmp_path)
         list(pool.map(write_many, values))  # re-raises a writer's error
     assert json.loads(path.read_text(encoding="utf-8")) in values
     assert [p.name for p in tmp_path.iterdir()] == [path.name]
+
+
+def test_training_cost_counts_work_that_follows_the_architecture():
+    from pixelcore.experiments.cost import render_cost, training_cost
+
+    config = ExperimentConfig(quick=True, batch_size=2, max_steps=3000)
+    rows = {r["system"]: r for r in training_cost(config, ["no_tv", "palette64", "no_2d", "ar", "retrieval"])}
+    assert "retrieval" not in rows  # not counted: it has no grid model
+    work = {name: r["gflop_per_step"] for name, r in rows.items()}
+    assert work["ar"] > 2 * work["no_tv"]  # 256 token positions against 64 patches
+    assert work["palette64"] < work["no_tv"]  # a smaller output head
+    assert work["no_2d"] < work["no_tv"]  # no convolutions
+    double = training_cost(replace(config, batch_size=4), ["no_tv"])[0]["gflop_per_step"]
+    assert double == pytest.approx(2 * work["no_tv"], rel=1e-6)  # products grow with the batch, nothing else
+
+    timed = training_cost(config, ["no_tv"], timed_steps=1)
+    assert timed[0]["seconds_per_step"] > 0
+    page = render_cost(config, timed)
+    hours = timed[0]["seconds_per_step"] * 3000 / 3600
+    assert f"| `no_tv` | {timed[0]['params'] / 1e6:.2f} |" in page and f"| {hours:.2f} |" in page
+    with pytest.raises(ValueError, match="unknown systems"):
+        training_cost(config, ["nope"])

@@ -1,5 +1,5 @@
 """Command line: ``python -m pixelcore.experiments COMMAND``, one of run, features, eval, speed, table,
-replicates, sweep, sweep-table and adapt."""
+replicates, sweep, sweep-table, adapt and cost."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import torch
 
 from ..sampling import GUIDANCE_SCHEDULES
 from .adapt import adapt_report
+from .cost import render_cost, training_cost
 from .runner import SYSTEMS, ExperimentConfig, evaluate_system, measure_speed, prepare_features, run
 from .replicates import render_replicates
 from .sweep import render_sweep, sweep_run
@@ -87,6 +88,10 @@ def main(argv: list[str] | None = None) -> int:
     a.add_argument("--seeds", type=int, default=4, help="samples per public prompt")
     a.add_argument("--public-prompts", dest="public_prompts", default="eval/prompts_public.jsonl")
     a.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
+    c = sub.add_parser("cost", help="work (GFLOP) and, with --time-steps, seconds per training step of each system")
+    _add_config_args(c)
+    c.add_argument("--time-steps", dest="time_steps", type=int, default=0,
+                   help="time this many steps of each system here (on a quiet machine); 0 = count the work only")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if getattr(args, "threads", 0):
@@ -125,6 +130,9 @@ def main(argv: list[str] | None = None) -> int:
                                            args.randomness_values, args.repeats))
         elif args.command == "speed":
             measure_speed(config, args.only)
+        elif args.command == "cost":
+            rows = training_cost(config, args.only or list(SYSTEMS), args.time_steps)
+            print(render_cost(config, rows))  # the command's result
     except ValueError as err:
         log.error("%s", err)
         return 2

@@ -1,0 +1,123 @@
+"""What a study costs to train, before it is run: the floating-point work of one training step of each system
+at the study's size and batch, and, where asked, the time of such steps on this machine.
+
+A step here is the network's forward and backward pass on a batch of random tokens and one caption, plus an
+AdamW update: data loading, masking and the loss are left out (a few per cent of a step). The work is
+counted with ``bench.count_flops`` (products and convolutions, attention included).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from ..bench import count_flops
+from ..model import PixelModel
+from ..palette import Palette
+from ..train import MaskedTokenModel
+from .ar import ARModel
+from .runner import SYSTEMS, ExperimentConfig
+
+log = logging.getLogger(__name__)
+
+# A caption of typical length: training captions name a colour, a material and an object.
+CAPTION = "a dark blue diamond sword"
+
+
+def _palette(size: int) -> Palette:
+    """A valid palette of ``size`` entries (transparent first); the colours do not change the work."""
+    colors = np.random.default_rng(0).integers(0, 256, (size, 4)).astype(np.uint8)
+    colors[:, 3], colors[0] = 255, 0
+    return Palette(colors)
+
+
+def _training_step(config: ExperimentConfig, name: str) -> tuple[Callable[[], None], int]:
+    """One training step of system ``name`` at ``config``'s size and batch, and the system's parameter count."""
+    spec, train_config = SYSTEMS[name], config.train_config(name)
+    palette = _palette(spec.palette_size or 255)
+    B, G = config.batch_size, train_config.model_config().grid_size
+    if spec.kind == "ar":
+        model = ARModel(train_config.model_config(), palette)
+        ids = model.text_encoder.tokenize([CAPTION] * B)
+        tokens = torch.randint(0, len(palette), (B, G * G))
+
+        def logits() -> torch.Tensor:
+            return model(tokens, *model.condition(ids, torch.zeros(B, dtype=torch.bool)))
+    else:
+        grid = PixelModel(train_config.model_config(), palette)
+        model = MaskedTokenModel(grid)
+        ids = grid.text_encoder.tokenize([CAPTION] * B)
+        tokens = torch.randint(0, grid.mask_token + 1, (B, G, G))  # some cells masked, as in training
+
+        def logits() -> torch.Tensor:
+            return model(ids, tokens, torch.zeros(B, dtype=torch.bool))
+
+    model.train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        logits().float().logsumexp(-1).mean().backward()
+        optimizer.step()
+
+    return step, sum(p.numel() for p in model.parameters())
+
+
+def training_cost(config: ExperimentConfig, names: list[str], timed_steps: int = 0) -> list[dict]:
+    """Per system: parameters, GFLOP per training step and, with ``timed_steps`` > 0, the mean seconds of that
+    many steps after one warm-up step. Retrieval (a small contrastive text encoder) is not counted.
+
+    Raises:
+        ValueError: for an unknown system or a negative ``timed_steps``.
+    """
+    config = config.resolved()
+    unknown = [n for n in names if n not in SYSTEMS]
+    if unknown:
+        raise ValueError(f"unknown systems {unknown}: choose from {', '.join(SYSTEMS)}")
+    if timed_steps < 0:
+        raise ValueError(f"timed steps must be 0 or more, got {timed_steps}")
+    rows = []
+    for name in names:
+        if SYSTEMS[name].kind == "retrieval":
+            continue
+        torch.manual_seed(0)
+        step, params = _training_step(config, name)
+        row = {"system": name, "params": params, "gflop_per_step": count_flops(step) / 1e9}
+        if timed_steps:
+            step()  # warm-up
+            start = time.perf_counter()
+            for _ in range(timed_steps):
+                step()
+            row["seconds_per_step"] = (time.perf_counter() - start) / timed_steps
+        log.info("%s: %s", name, row)
+        rows.append(row)
+    return rows
+
+
+def render_cost(config: ExperimentConfig, rows: list[dict]) -> str:
+    """A markdown table of ``training_cost``'s rows, with the hours of the step budget where it is a number."""
+    config = config.resolved()
+    steps = config.max_steps if config.max_steps < 1_000_000 else None  # full mode trains to a time budget
+    timed = all("seconds_per_step" in r for r in rows)
+    lines = [
+        f"Training cost per system: preset `{config.preset}`, batch {config.batch_size}, "
+        + (f"{steps} steps each" if steps else "no step budget (give --max-steps for hours)")
+        + (f", {torch.get_num_threads()} torch threads on `{config.device}`" if timed else ""),
+        "",
+        "| system | params (M) | GFLOP per step | s per step | hours for the steps |",
+        "|---|---|---|---|---|",
+    ]
+    total = 0.0
+    for r in rows:
+        seconds = r.get("seconds_per_step")
+        hours = seconds * steps / 3600 if seconds is not None and steps else None
+        total += hours or 0.0
+        lines.append(f"| `{r['system']}` | {r['params'] / 1e6:.2f} | {r['gflop_per_step']:.1f} | "
+                     f"{'–' if seconds is None else f'{seconds:.3f}'} | {'–' if hours is None else f'{hours:.2f}'} |")
+    if timed and steps:
+        lines += ["", f"All systems one after another: {total:.1f} hours of training (evaluation not counted)."]
+    return "\n".join(lines)
