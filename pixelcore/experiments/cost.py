@@ -106,7 +106,7 @@ def render_cost(config: ExperimentConfig, rows: list[dict]) -> str:
     lines = [
         f"Training cost per system: preset `{config.preset}`, batch {config.batch_size}, "
         + (f"{steps} steps each" if steps else "no step budget (give --max-steps for hours)")
-        + (f", {torch.get_num_threads()} torch threads on `{config.device}`" if timed else ""),
+        + (f", timed with {torch.get_num_threads()} torch thread(s) on `{config.device}`" if timed else ""),
         "",
         "| system | params (M) | GFLOP per step | s per step | hours for the steps |",
         "|---|---|---|---|---|",
