@@ -16,15 +16,16 @@ from .train import MaskedTokenModel, mask_batch
 log = logging.getLogger(__name__)
 
 
-def _timed(fn, repeats: int) -> float:
+def timed(fn: Callable[[], object], repeats: int, device: torch.device) -> float:
+    """Mean seconds of ``repeats`` calls of ``fn`` after one warm-up call (CUDA work waited for)."""
     fn()  # warm-up
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
     start = time.perf_counter()
     for _ in range(repeats):
         fn()
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
     return (time.perf_counter() - start) / repeats
 
 
@@ -53,10 +54,10 @@ def run_benchmarks(model_path: str | None, device: torch.device, steps: int = 10
         sample(model, cond1, steps=steps, batch_size=batch_size, guidance_schedule=guidance_schedule,
                generator=gen.manual_seed(0))
 
-    one = _timed(lambda: draw(1), repeats=5)
-    batch32 = _timed(lambda: draw(32), repeats=2)
+    one = timed(lambda: draw(1), 5, device)
+    batch32 = timed(lambda: draw(32), 2, device)
     mflop = count_flops(lambda: draw(1)) / 1e6
-    encode = _timed(lambda: encode_prompt(model, "a blue diamond sword"), repeats=10)
+    encode = timed(lambda: encode_prompt(model, "a blue diamond sword"), 10, device)
 
     wrapped = MaskedTokenModel(model).train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
@@ -72,7 +73,7 @@ def run_benchmarks(model_path: str | None, device: torch.device, steps: int = 10
         loss.backward()
         opt.step()
 
-    step_time = _timed(train_step, repeats=3)
+    step_time = timed(train_step, 3, device)
     results = {
         "device": str(device), "threads": torch.get_num_threads(), "steps": steps,
         "guidance_schedule": guidance_schedule, "params_M": round(model.num_params() / 1e6, 2),

@@ -10,13 +10,12 @@ runs took 1.1 to 1.3 times the time estimated from their steps). The work is cou
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 
 import numpy as np
 import torch
 
-from ..bench import count_flops
+from ..bench import count_flops, timed
 from ..model import PixelModel
 from ..palette import Palette
 from ..train import MaskedTokenModel
@@ -40,10 +39,11 @@ def _training_step(config: ExperimentConfig, name: str) -> tuple[Callable[[], No
     """One training step of system ``name`` at ``config``'s size and batch, and the system's parameter count."""
     spec, train_config = SYSTEMS[name], config.train_config(name)
     palette = _palette(spec.palette_size or 255)
-    B, G = config.batch_size, train_config.model_config().grid_size
+    model_config = train_config.model_config()
+    B, G = config.batch_size, model_config.grid_size
     device = torch.device(config.device)
     if spec.kind == "ar":
-        model = ARModel(train_config.model_config(), palette).to(device)
+        model = ARModel(model_config, palette).to(device)
         ids = model.text_encoder.tokenize([CAPTION] * B).to(device)
         tokens = torch.randint(0, len(palette), (B, G * G)).to(device)
         keep = torch.zeros(B, dtype=torch.bool, device=device)
@@ -51,7 +51,7 @@ def _training_step(config: ExperimentConfig, name: str) -> tuple[Callable[[], No
         def logits() -> torch.Tensor:
             return model(tokens, *model.condition(ids, keep))
     else:
-        grid = PixelModel(train_config.model_config(), palette)
+        grid = PixelModel(model_config, palette)
         model = MaskedTokenModel(grid).to(device)
         ids = grid.text_encoder.tokenize([CAPTION] * B).to(device)
         tokens = torch.randint(0, grid.mask_token + 1, (B, G, G)).to(device)  # some cells masked, as in training
@@ -67,8 +67,6 @@ def _training_step(config: ExperimentConfig, name: str) -> tuple[Callable[[], No
         optimizer.zero_grad(set_to_none=True)
         logits().float().logsumexp(-1).mean().backward()
         optimizer.step()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)  # the step's time, not its launch
 
     return step, sum(p.numel() for p in model.parameters())
 
@@ -94,11 +92,7 @@ def training_cost(config: ExperimentConfig, names: list[str], timed_steps: int =
         step, params = _training_step(config, name)
         row = {"system": name, "params": params, "gflop_per_step": count_flops(step) / 1e9}
         if timed_steps:
-            step()  # warm-up
-            start = time.perf_counter()
-            for _ in range(timed_steps):
-                step()
-            row["seconds_per_step"] = (time.perf_counter() - start) / timed_steps
+            row["seconds_per_step"] = timed(step, timed_steps, torch.device(config.device))
         log.info("%s: %s", name, row)
         rows.append(row)
     return rows

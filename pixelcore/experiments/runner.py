@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..bench import count_flops
+from ..bench import count_flops, timed
 from ..captions import english_caption
 from ..checkpoint import load_model
 from ..evaluate import PromptSpec, copy_references, load_prompts, score_samples
@@ -356,18 +356,6 @@ def evaluate_system(config: ExperimentConfig, name: str) -> dict:
     return metrics
 
 
-def _timed(fn: Callable[[], object], repeats: int, device: torch.device) -> float:
-    fn()  # warm-up
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    for _ in range(repeats):
-        fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return (time.perf_counter() - start) / repeats
-
-
 def measure_speed(config: ExperimentConfig, names: list[str] | None = None) -> dict:
     """Images/s at batch 1 and 32 for every trained system, in this one process; writes speed.json.
 
@@ -393,7 +381,7 @@ def measure_speed(config: ExperimentConfig, names: list[str] | None = None) -> d
         if SYSTEMS[name].kind == "ar":
             model = load_ar(path, device)
             for batch in (1, 32):
-                seconds = _timed(
+                seconds = timed(
                     lambda b=batch: sample_ar(
                         model,
                         prompt,
@@ -405,7 +393,7 @@ def measure_speed(config: ExperimentConfig, names: list[str] | None = None) -> d
                     device,
                 )
                 row[f"batch{batch}"] = batch / seconds
-            seconds = _timed(
+            seconds = timed(
                 lambda: sample_ar(
                     model,
                     prompt,
@@ -422,7 +410,7 @@ def measure_speed(config: ExperimentConfig, names: list[str] | None = None) -> d
         else:
             generate, _ = load_system(config, name)
             for batch in (1, 32):
-                seconds = _timed(lambda b=batch: generate([prompt], b, 0), config.speed_repeats, device)
+                seconds = timed(lambda b=batch: generate([prompt], b, 0), config.speed_repeats, device)
                 row[f"batch{batch}"] = batch / seconds
             if SYSTEMS[name].kind == "maskgit":
                 row["mflop"] = count_flops(lambda: generate([prompt], 1, 0)) / 1e6
