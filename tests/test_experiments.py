@@ -492,3 +492,8 @@ def test_training_cost_counts_work_that_follows_the_architecture():
     assert f"| `no_tv` | {timed[0]['params'] / 1e6:.2f} |" in page and f"| {hours:.2f} |" in page
     with pytest.raises(ValueError, match="unknown systems"):
         training_cost(config, ["nope"])
+
+    from pixelcore.experiments.cost import longest_first
+
+    order = longest_first(config, ["retrieval", "no_2d", "no_tv", "ar", "palette64"])
+    assert order == ["ar", "no_tv", "palette64", "no_2d", "retrieval"]  # run --jobs starts them in this order

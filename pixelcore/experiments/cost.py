@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -96,6 +97,18 @@ def training_cost(config: ExperimentConfig, names: list[str], timed_steps: int =
         log.info("%s: %s", name, row)
         rows.append(row)
     return rows
+
+
+def longest_first(config: ExperimentConfig, names: list[str]) -> list[str]:
+    """``names`` ordered by the work of one training step, most first, retrieval (not counted) last.
+
+    ``run --jobs`` starts its children in this order, so the slowest system (AR, 3.5 times MaskGIT's work per
+    step) does not start last and run alone at the end. The work is counted at batch 1: it is linear in the
+    batch, so the order is that of the study's batch, for a fraction of the counting.
+    """
+    config = replace(config.resolved(), batch_size=1)
+    work = {r["system"]: r["gflop_per_step"] for r in training_cost(config, names)}
+    return sorted(names, key=lambda name: -work.get(name, 0.0))  # stable: ties keep the given order
 
 
 def render_cost(config: ExperimentConfig, rows: list[dict]) -> str:

@@ -458,8 +458,10 @@ def run(
     write_json(Path(config.out) / "experiment_config.json", asdict(config))
     prepare_features(config)
     if jobs > 1 and len(names) > 1:
+        from .cost import longest_first  # cost builds on this module
+
         threads = max(1, (os.cpu_count() or 1) // min(jobs, len(names)))
-        pending, running = list(names), []
+        pending, running = longest_first(config, names), []
         while pending or running:
             while pending and len(running) < jobs:
                 name = pending.pop(0)
