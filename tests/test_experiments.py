@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import replace
 
 import numpy as np
@@ -19,6 +20,7 @@ from pixelcore.experiments.runner import ExperimentConfig, run, write_json
 from pixelcore.experiments.table import render
 from pixelcore.model import PixelConfig
 from pixelcore.palette import Palette
+from pixelcore.sampling import EARLY_GUIDANCE_SHARE
 from pixelcore.train import TrainConfig, train
 
 COLORS = [
@@ -185,6 +187,29 @@ def test_ar_sampler_shapes_seed_and_kv_cache_matches_full_forward():
             logits, cache, valid = model.extend(target[:, t], t, cache, valid)
             steps.append(logits)
     assert torch.allclose(torch.stack(steps, 1), full, atol=1e-5)
+
+
+def test_ar_sampler_drops_the_null_half_once_early_guidance_ends(monkeypatch):
+    torch.manual_seed(0)
+    model = ARModel(PixelConfig.tiny(), _palette()).eval()
+    rows, extend = [], model.extend
+
+    def counting_extend(token, position, cache, key_valid):
+        rows.append(len(token))
+        return extend(token, position, cache, key_valid)
+
+    monkeypatch.setattr(model, "extend", counting_extend)
+
+    def draw(**kwargs):
+        return sample_ar(model, ["a red sword", "stone"], cfg_scale=4.0, guidance_schedule="early",
+                         generator=torch.Generator().manual_seed(5), **kwargs)
+
+    tokens = draw()
+    guided = math.ceil(EARLY_GUIDANCE_SHARE * 256)  # positions 0..guided-1 start under a third decided
+    assert rows == [4] * (guided - 1) + [2] * (256 - guided)  # the call after token t computes position t + 1
+    assert torch.equal(tokens, draw(use_cache=False))  # the cache-free path drops it at the same position
+    constant = sample_ar(model, ["a red sword", "stone"], cfg_scale=4.0, generator=torch.Generator().manual_seed(5))
+    assert torch.equal(tokens.flatten(1)[:, :guided], constant.flatten(1)[:, :guided])  # same guided start
 
 
 def test_ar_checkpoint_round_trip(tmp_path):

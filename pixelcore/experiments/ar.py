@@ -186,6 +186,17 @@ def _pad_to(t: torch.Tensor, m: torch.Tensor, length: int) -> tuple[torch.Tensor
     return F.pad(t, (0, 0, 0, length - t.shape[1])), F.pad(m, (0, length - m.shape[1]))
 
 
+def _conditional_half(B: int, *tensors):
+    """The first ``B`` rows (the prompts' half of a guided batch) of each tensor, of each cache entry's keys and
+    values, None as None."""
+    def half(t):
+        if t is None:
+            return None
+        return [(k[:B], v[:B]) for k, v in t] if isinstance(t, list) else t[:B]
+
+    return tuple(half(t) for t in tensors)
+
+
 @torch.no_grad()
 def sample_ar(
     model: ARModel,
@@ -202,7 +213,9 @@ def sample_ar(
 
     Classifier-free guidance mixes conditional and null-prompt logits at every position; uniforms are drawn
     on the CPU from ``generator`` so a seed repeats on any device. ``guidance_schedule`` is MaskGIT's
-    (``sampling.GUIDANCE_SCHEDULES``), with the share of the grid decided read as the raster position.
+    (``sampling.GUIDANCE_SCHEDULES``), with the share of the grid decided read as the raster position. Once
+    ``"early"`` guidance ends, the null-prompt half of the batch (and of the cache) is dropped, as MaskGIT's
+    sampler skips its unconditional pass: the later positions cost half.
     """
     prompts = check_prompts(prompts)
     model.eval()
@@ -220,7 +233,14 @@ def sample_ar(
         )
     tokens = torch.zeros(B, model.n_tokens, dtype=torch.long, device=device)
     logits, cache, key_valid = model.prefill(cond, mask) if use_cache else (None, None, None)
+
+    def guidance_over(position: int) -> bool:  # "early" guidance never comes back once it has ended
+        return guidance_schedule == "early" and guidance_scale(cfg_scale, "early", position / model.n_tokens) == 1.0
+
     for t in range(model.n_tokens):
+        if guided and guidance_over(t):
+            guided = False
+            cond, mask, logits, cache, key_valid = _conditional_half(B, cond, mask, logits, cache, key_valid)
         if not use_cache:
             both = torch.cat([tokens, tokens]) if guided else tokens
             logits = model(both[:, : t + 1], cond, mask)[:, t]
@@ -234,6 +254,9 @@ def sample_ar(
         cdf = probs.cumsum(-1)
         tokens[:, t] = torch.searchsorted(cdf, u * cdf[:, -1:]).clamp(max=probs.shape[-1] - 1).squeeze(1)
         if use_cache and t + 1 < model.n_tokens:
+            if guided and guidance_over(t + 1):  # the next position needs no null half: do not compute it
+                guided = False
+                cond, mask, logits, cache, key_valid = _conditional_half(B, cond, mask, logits, cache, key_valid)
             step_tokens = torch.cat([tokens[:, t], tokens[:, t]]) if guided else tokens[:, t]
             logits, cache, key_valid = model.extend(step_tokens, t, cache, key_valid)
     return tokens.reshape(B, G, G)
