@@ -12,7 +12,7 @@
 # Settings (environment): DEVICE (cuda), STEPS (2800), MINUTES (4: a time cap per system on top of STEPS),
 # SEEDS ("0 1 2"), THREADS (2 torch threads per process), QUICK (empty; "--quick" for the quick models, as a
 # CPU rehearsal), FEATURE_STEPS (0: the mode's default), CFGS ("1.5 3 5 8"), SCHEDS ("constant linear early"),
-# RANDS ("0 2 4.5": the quick study's grid also has 0.5 and 1), REPEATS (3), PYTHON (python3), BUNDLE (a
+# RANDS ("0 2 4.5 8": the quick study's grid also has 0.5, 1 and 20), REPEATS (3), PYTHON (python3), BUNDLE (a
 # .tgz path: everything but the checkpoints, packed at the end).
 #
 # A rehearsal on a CPU (2 cores: 6 minutes):
@@ -84,7 +84,7 @@ for seed in $SEEDS; do
     # shellcheck disable=SC2086
     "$PY" -m pixelcore.experiments sweep --out "$RUNS/seed$seed" --seed "$seed" --only no_tv ar \
         --cfg-scales ${CFGS:-1.5 3 5 8} --guidance-schedules ${SCHEDS:-constant linear early} \
-        --randomness-values ${RANDS:-0 2 4.5} --repeats "${REPEATS:-3}" "${common[@]}" \
+        --randomness-values ${RANDS:-0 2 4.5 8} --repeats "${REPEATS:-3}" "${common[@]}" \
         > "$RUNS/sweep_seed$seed.log" 2>&1 &
     pids+=($!)
 done
