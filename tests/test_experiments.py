@@ -293,6 +293,30 @@ def test_adapt_scores_a_model_on_the_held_out_part_of_a_pack(tiny_data, tmp_path
     assert experiments_main([*args[:-1], "0", "--out", str(tmp_path / "none")]) == 2
 
 
+def test_run_jobs_starts_the_costliest_system_first(tiny_data, tmp_path, monkeypatch):
+    from pixelcore.experiments import runner
+
+    data, _ = tiny_data
+    started = []
+
+    class Finished:  # a child that has already ended well
+        returncode = 0
+
+        def poll(self):
+            return 0
+
+    def popen(command, **kwargs):
+        started.append(command[command.index("--only") + 1])
+        return Finished()
+
+    monkeypatch.setattr(runner.subprocess, "Popen", popen)
+    monkeypatch.setattr(runner.time, "sleep", lambda seconds: None)
+    config = ExperimentConfig(data=str(data), out=str(tmp_path / "runs"), preset="tiny", batch_size=4, max_steps=1,
+                              minutes_per_system=1.0, holdout=0.25, feature_steps=3)
+    run(config, only=["retrieval", "no_2d", "ar", "no_tv"], jobs=2, speed=False)
+    assert started == ["ar", "no_tv", "no_2d", "retrieval"]  # AR's 256 positions cost most, retrieval least
+
+
 def test_one_temperature_reaches_both_samplers(tiny_data, tmp_path, monkeypatch):
     from pixelcore.experiments import runner
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import time
 from dataclasses import MISSING, fields
 from pathlib import Path
 
@@ -113,9 +114,12 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         config = _config(args)
         if args.command == "run":
+            start = time.perf_counter()
             run(config, only=args.only, jobs=args.jobs, retrain=args.retrain, speed=not args.no_speed)
             if not args.only:
                 log.info("wrote %s", render(config.out, f"{config.out}/RESULTS.md"))
+            log.info("run took %.1f minutes (systems with a checkpoint already were not trained again)",
+                     (time.perf_counter() - start) / 60)
         elif args.command == "features":
             prepare_features(config, force=True)
         elif args.command == "eval":

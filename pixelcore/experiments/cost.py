@@ -103,10 +103,11 @@ def longest_first(config: ExperimentConfig, names: list[str]) -> list[str]:
     """``names`` ordered by the work of one training step, most first, retrieval (not counted) last.
 
     ``run --jobs`` starts its children in this order, so the slowest system (AR, 3.5 times MaskGIT's work per
-    step) does not start last and run alone at the end. The work is counted at batch 1: it is linear in the
-    batch, so the order is that of the study's batch, for a fraction of the counting.
+    step) does not start last and run alone at the end. The work is counted at batch 1 on the CPU: it is
+    linear in the batch and the same on any device, so the order is that of the study's batch, for a fraction
+    of the counting, and the parent process of ``run --jobs`` leaves the accelerator to its children.
     """
-    config = replace(config.resolved(), batch_size=1)
+    config = replace(config.resolved(), batch_size=1, device="cpu")
     work = {r["system"]: r["gflop_per_step"] for r in training_cost(config, names)}
     return sorted(names, key=lambda name: -work.get(name, 0.0))  # stable: ties keep the given order
 
