@@ -237,10 +237,7 @@ def sample_ar(
     def guidance_over(position: int) -> bool:  # "early" guidance never comes back once it has ended
         return guidance_schedule == "early" and guidance_scale(cfg_scale, "early", position / model.n_tokens) == 1.0
 
-    for t in range(model.n_tokens):
-        if guided and guidance_over(t):
-            guided = False
-            cond, mask, logits, cache, key_valid = _conditional_half(B, cond, mask, logits, cache, key_valid)
+    for t in range(model.n_tokens):  # position 0 is always guided: "early" starts with nothing decided
         if not use_cache:
             both = torch.cat([tokens, tokens]) if guided else tokens
             logits = model(both[:, : t + 1], cond, mask)[:, t]
@@ -253,10 +250,10 @@ def sample_ar(
         u = torch.rand(B, 1, generator=generator).to(device)
         cdf = probs.cumsum(-1)
         tokens[:, t] = torch.searchsorted(cdf, u * cdf[:, -1:]).clamp(max=probs.shape[-1] - 1).squeeze(1)
+        if guided and guidance_over(t + 1):  # the next position needs no null half: do not compute it
+            guided = False
+            cond, mask, cache, key_valid = _conditional_half(B, cond, mask, cache, key_valid)
         if use_cache and t + 1 < model.n_tokens:
-            if guided and guidance_over(t + 1):  # the next position needs no null half: do not compute it
-                guided = False
-                cond, mask, logits, cache, key_valid = _conditional_half(B, cond, mask, logits, cache, key_valid)
             step_tokens = torch.cat([tokens[:, t], tokens[:, t]]) if guided else tokens[:, t]
             logits, cache, key_valid = model.extend(step_tokens, t, cache, key_valid)
     return tokens.reshape(B, G, G)

@@ -43,11 +43,11 @@ def _training_step(config: ExperimentConfig, name: str) -> tuple[Callable[[], No
     model_config = train_config.model_config()
     B, G = config.batch_size, model_config.grid_size
     device = torch.device(config.device)
+    keep = torch.zeros(B, dtype=torch.bool, device=device)  # no caption dropped
     if spec.kind == "ar":
         model = ARModel(model_config, palette).to(device)
         ids = model.text_encoder.tokenize([CAPTION] * B).to(device)
         tokens = torch.randint(0, len(palette), (B, G * G)).to(device)
-        keep = torch.zeros(B, dtype=torch.bool, device=device)
 
         def logits() -> torch.Tensor:
             return model(tokens, *model.condition(ids, keep))
@@ -56,7 +56,6 @@ def _training_step(config: ExperimentConfig, name: str) -> tuple[Callable[[], No
         model = MaskedTokenModel(grid).to(device)
         ids = grid.text_encoder.tokenize([CAPTION] * B).to(device)
         tokens = torch.randint(0, grid.mask_token + 1, (B, G, G)).to(device)  # some cells masked, as in training
-        keep = torch.zeros(B, dtype=torch.bool, device=device)
 
         def logits() -> torch.Tensor:
             return model(ids, tokens, keep)
