@@ -11,19 +11,25 @@
 #
 # Settings (environment): DEVICE (cuda), STEPS (2800), MINUTES (4: a time cap per system on top of STEPS),
 # SEEDS ("0 1 2"), THREADS (2 torch threads per process), QUICK (empty; "--quick" for the quick models, as a
-# CPU rehearsal), FEATURE_STEPS (0: the mode's default), CFGS ("1.5 3 5 8"), SCHEDS ("constant linear early"),
-# RANDS ("0 2 4.5 8": the quick study's grid also has 0.5, 1 and 20), REPEATS (3), PYTHON (python3), BUNDLE (a
-# .tgz path: everything but the checkpoints, packed at the end).
+# CPU rehearsal), FEATURE_STEPS (0: the mode's default), RANDS ("2 4.5 8"), REPEATS (3), PYTHON (python3),
+# BUNDLE (a .tgz path: everything but the checkpoints, packed at the end), PACK (a folder: the first seed's
+# checkpoints and feature net, float weights at fp16, as a tar cut into 15 MiB parts right after training, so
+# they can be swept further on another machine), CFGS ("1.5 3") and SCHEDS ("constant linear"): the wider grid.
 #
-# A rehearsal on a CPU (2 cores: 6 minutes):
+# The sweeps go in two passes, so that a cut-short call still brings back what the study needs: first the
+# study's own setting (guidance 1.5 constant, every value of RANDS) for every seed, then the wider grid
+# CFGS x SCHEDS x RANDS, AR first, skipping what the first pass scored.
+#
+# A rehearsal on a CPU (2 cores: 7 minutes):
 #   DEVICE=cpu QUICK=--quick STEPS=20 FEATURE_STEPS=20 SEEDS="0 1" CFGS=3 SCHEDS=early RANDS=2 REPEATS=1 \
-#       bash scripts/gpu_sampler_study.sh /tmp/rehearsal
+#       PACK=/tmp/rehearsal/pack bash scripts/gpu_sampler_study.sh /tmp/rehearsal/runs
 # On a device machine (one call; the data and open_clip's wheels travel with it; the step before the bundle is
 # cut at 9 minutes so the bundle of what finished still comes back, and each sweep keeps every setting it
 # scored):
 #   pip download open_clip_torch ftfy wcwidth --no-deps -d .whl        # here, once
-#   run(carry=["data/luanti", ".whl"], timeout_s=600, command="BUNDLE=$OUT/gpu_sampler.tgz timeout 540
+#   run(carry=["data/luanti", ".whl"], timeout_s=600, command="BUNDLE=$OUT/gpu_sampler.tgz PACK=$OUT timeout 540
 #       bash scripts/gpu_sampler_study.sh runs/gpu_sampler $OUT/SAMPLER.md; cp runs/gpu_sampler/study.log $OUT/")
+# Here, afterwards: tar xzf gpu_sampler.tgz; cat seed0_checkpoints.tar.* | tar xf - -C runs/gpu_sampler/seed0
 # Not yet run on a GPU: the time of each phase there is unmeasured. The GPU table's 7 side-by-side trainings
 # took 4 minutes for ~2,800 steps each on an H100; the 6 here should take about as long.
 set -euo pipefail
@@ -44,8 +50,10 @@ bundle() {
 trap bundle EXIT  # also when a phase fails or the command is cut short (a TERM from timeout)
 trap 'exit 143' TERM
 
-if [ -d .whl ] && ! "$PY" -c "import open_clip" 2>/dev/null; then
-    "$PY" -m pip install -q --no-index --find-links .whl open_clip_torch ftfy wcwidth
+if [ -d .whl ] && ! "$PY" -c "import open_clip" 2>/dev/null; then  # beside the machine's own packages
+    SITE=$(mktemp -d)
+    "$PY" -m pip install -q --no-index --no-deps --no-compile --target "$SITE" .whl/*.whl
+    export PYTHONPATH="$SITE${PYTHONPATH:+:$PYTHONPATH}"
 fi
 "$PY" -c "import torch; assert '$DEVICE' != 'cuda' or torch.cuda.is_available(), 'no CUDA device: set DEVICE=cpu'"
 
@@ -78,17 +86,51 @@ for seed in $SEEDS; do
 done
 wait_all "${pids[@]}"
 
-stamp "sweeps"
-pids=()
-for seed in $SEEDS; do
-    # shellcheck disable=SC2086
-    "$PY" -m pixelcore.experiments sweep --out "$RUNS/seed$seed" --seed "$seed" --only no_tv ar \
-        --cfg-scales ${CFGS:-1.5 3 5 8} --guidance-schedules ${SCHEDS:-constant linear early} \
-        --randomness-values ${RANDS:-0 2 4.5 8} --repeats "${REPEATS:-3}" "${common[@]}" \
-        > "$RUNS/sweep_seed$seed.log" 2>&1 &
-    pids+=($!)
-done
-wait_all "${pids[@]}"
+pack() {  # seed $1's checkpoints, float weights at fp16, and its feature net: a tar cut into 15 MiB parts
+    local staged
+    staged=$(mktemp -d)
+    "$PY" - "$RUNS/seed$1" "$staged" <<'EOF'
+import shutil
+import sys
+from pathlib import Path
+
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+run, staged = Path(sys.argv[1]), Path(sys.argv[2])
+shutil.copy(run / "features.safetensors", staged)
+for name in ("no_tv", "ar"):
+    with safe_open(str(run / name / "model.safetensors"), framework="pt") as f:
+        tensors = {k: f.get_tensor(k) for k in f.keys()}  # the palette is uint8 and stays as it is
+        metadata = f.metadata()
+    (staged / name).mkdir()
+    save_file({k: t.half() if t.is_floating_point() else t for k, t in tensors.items()},
+              str(staged / name / "model.safetensors"), metadata=metadata)
+EOF
+    tar cf - -C "$staged" . | split -b 15m -d - "$PACK/seed$1_checkpoints.tar."
+    rm -rf "$staged"
+}
+if [ -n "${PACK:-}" ]; then
+    first=${SEEDS%% *}
+    mkdir -p "$PACK" && pack "$first" && stamp "packed seed $first's checkpoints in $PACK"
+fi
+
+sweep_all() {  # $1 guidance scales, $2 schedules, $3 randomness values, $4 systems; one process per seed
+    local pids=()
+    for seed in $SEEDS; do
+        # shellcheck disable=SC2086
+        "$PY" -m pixelcore.experiments sweep --out "$RUNS/seed$seed" --seed "$seed" --only $4 --skip-scored \
+            --cfg-scales $1 --guidance-schedules $2 --randomness-values $3 --repeats "${REPEATS:-3}" \
+            "${common[@]}" >> "$RUNS/sweep_seed$seed.log" 2>&1 &
+        pids+=($!)
+    done
+    wait_all "${pids[@]}"
+}
+RANDS=${RANDS:-2 4.5 8}
+stamp "sweeps: the study's setting, guidance 1.5 constant, randomness $RANDS"
+sweep_all 1.5 constant "$RANDS" "no_tv ar"
+stamp "sweeps: the wider grid, guidance ${CFGS:-1.5 3} x ${SCHEDS:-constant linear}"
+sweep_all "${CFGS:-1.5 3}" "${SCHEDS:-constant linear}" "$RANDS" "ar no_tv"
 
 stamp "page"
 runs=()

@@ -488,6 +488,13 @@ def test_sampler_sweep_picks_on_the_first_run_and_checks_on_the_others(tiny_data
         render_sweep([runs[0], runs[0]], tmp_path / "same.md")
     sweep_run(replace(config, seed=1), ["ar"], [5.0], ["constant"], [2.0], repeats=2)  # seed 1's AR: a wider grid
     assert len(json.loads((tmp_path / "seed1" / "sweep.json").read_text())["systems"]["ar"]) == 5  # added a row
+    before = {r["cfg_scale"]: r for r in json.loads((tmp_path / "seed1" / "sweep.json").read_text())["systems"]["ar"]}
+    assert experiments_main(["sweep", "--out", runs[1], "--preset", "tiny", "--data", str(data), "--seed", "1",
+                             "--batch-size", "4", "--holdout", "0.5", "--sample-steps", "2", "--seeds-per-prompt",
+                             "1", "--public-prompts", str(prompts), "--only", "ar", "--cfg-scales", "5", "8",
+                             "--guidance-schedules", "constant", "--repeats", "2", "--skip-scored"]) == 0
+    after = {r["cfg_scale"]: r for r in json.loads((tmp_path / "seed1" / "sweep.json").read_text())["systems"]["ar"]}
+    assert sorted(after) == [1.5, 3.0, 5.0, 8.0] and after[5.0] == before[5.0]  # 8 scored, 5 kept as it was
     with pytest.raises(ValueError, match="guidance scales must be in 0..30"):  # refused before any work
         sweep_run(replace(config, seed=1), ["ar"], [1.5, 99.0], ["constant"], [2.0], repeats=2)
     with pytest.raises(ValueError, match="randomness values must be in"):

@@ -74,6 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     w.add_argument("--randomness-values", dest="randomness_values", type=float, nargs="+", default=[0.5, 2.0, 4.5],
                    help="MaskGIT's randomness values (AR has none)")
     w.add_argument("--repeats", type=int, default=3, help="sampling seeds per setting, averaged")
+    w.add_argument("--skip-scored", dest="skip_scored", action="store_true",
+                   help="keep the settings sweep.json already holds instead of scoring them again")
     wt = sub.add_parser("sweep-table",
                         help="render the sampler sweep of several runs (each checked with the others' pick)")
     wt.add_argument("--runs", nargs="+", required=True, help="swept runs (at least two, other seeds)")
@@ -131,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
             names = args.only or [n for n in SYSTEMS if SYSTEMS[n].kind != "retrieval"
                                   and (Path(config.out) / n / "model.safetensors").exists()]
             log.info("wrote %s", sweep_run(config, names, args.cfg_scales, args.guidance_schedules,
-                                           args.randomness_values, args.repeats))
+                                           args.randomness_values, args.repeats, args.skip_scored))
         elif args.command == "speed":
             measure_speed(config, args.only)
         elif args.command == "cost":

@@ -67,9 +67,10 @@ def settings_grid(kind: str, cfg_scales: list[float], schedules: list[str], rand
 
 
 def sweep_run(config: ExperimentConfig, names: list[str], cfg_scales: list[float], schedules: list[str],
-              randomness: list[float], repeats: int = 3) -> Path:
+              randomness: list[float], repeats: int = 3, skip_scored: bool = False) -> Path:
     """Scores each trained system of ``names`` at every setting of the grid into ``<out>/sweep.json``, adding
-    to the settings already there (a setting scored again replaces its row).
+    to the settings already there (a setting scored again replaces its row, unless ``skip_scored``: then it
+    keeps its row and costs nothing, so a wider grid can follow a narrow one, or resume an interrupted sweep).
 
     Raises:
         ValueError: for a retrieval system (it has no sampler), a missing checkpoint or feature net, an
@@ -106,6 +107,8 @@ def sweep_run(config: ExperimentConfig, names: list[str], cfg_scales: list[float
     for name, grid in grids.items():
         rows = {_key(r): r for r in systems.get(name, [])}  # a new setting adds a row, a known one replaces it
         for setting in tqdm(grid, desc=f"sweep {name}", unit="setting"):
+            if skip_scored and _key(setting) in rows:
+                continue
             generate, _ = load_system(replace(config, **setting), name)
             start, scores = time.perf_counter(), {key: [] for key, _, _ in METRICS}
             for k in range(repeats):
