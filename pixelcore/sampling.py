@@ -52,6 +52,12 @@ MAX_TEMPERATURE = 5.0
 # MaskGIT's choice temperature: Gumbel noise on the confidences that pick the cells to keep, annealed to 0.
 DEFAULT_RANDOMNESS = 2.0
 MAX_RANDOMNESS = 20.0
+# How much later a round keeps the cells it drew transparent than opaque ones, in log-probability units
+# subtracted from their keep confidence: at 1, a transparent cell drawn with probability p ranks with an opaque
+# one drawn with p/e. A confidence order keeps the easy background first, and an item whose background is
+# decided early is left with too little room for its silhouette. 0 leaves the order as MaskGIT has it.
+DEFAULT_TRANSPARENCY_DELAY = 0.0
+MAX_TRANSPARENCY_DELAY = 10.0
 MAX_BATCH = 256
 
 
@@ -156,11 +162,13 @@ def _categorical(probs: torch.Tensor, generator: torch.Generator | None) -> torc
 
 def sampling_step(logits: torch.Tensor, tokens: torch.Tensor, unknown: torch.Tensor, keep_masked: torch.Tensor,
                   temperature: float, randomness: float, progress: float, mask_token: int,
-                  generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
+                  generator: torch.Generator | None,
+                  transparency_delay: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
     """One MaskGIT round on flat grids: tokens (B, T), unknown (B, T) bool, logits (B, T, V).
 
     Samples every unknown cell, then re-masks the ``keep_masked`` least confident of them, where confidence
-    is the sampled token's log-probability plus Gumbel noise scaled by ``randomness * (1 - progress)``.
+    is the sampled token's log-probability plus Gumbel noise scaled by ``randomness * (1 - progress)``, less
+    ``transparency_delay`` where the sampled token is transparent.
 
     Returns:
         (new tokens (B, T), new unknown mask (B, T)).
@@ -172,6 +180,8 @@ def sampling_step(logits: torch.Tensor, tokens: torch.Tensor, unknown: torch.Ten
     confidence = log_probs.gather(-1, sampled[..., None]).squeeze(-1)
     uniform = torch.rand(B, T, generator=generator).clamp_(1e-20, 1.0).to(logits.device)
     confidence = confidence + randomness * (1.0 - progress) * -torch.log(-torch.log(uniform))
+    if transparency_delay:
+        confidence = confidence - transparency_delay * (sampled == TRANSPARENT)
     confidence = confidence.masked_fill(~unknown, float("inf"))
     order = confidence.argsort(dim=1)  # least confident first
     ranks = torch.empty_like(order).scatter_(1, order, torch.arange(T, device=order.device).expand(B, T))
@@ -181,7 +191,8 @@ def sampling_step(logits: torch.Tensor, tokens: torch.Tensor, unknown: torch.Ten
 
 @torch.no_grad()
 def sample(model: PixelModel, cond: Conditioning, *, steps: int = DEFAULT_STEPS, cfg_scale: float = DEFAULT_CFG,
-           temperature: float = DEFAULT_TEMPERATURE, randomness: float = DEFAULT_RANDOMNESS, batch_size: int = 1,
+           temperature: float = DEFAULT_TEMPERATURE, randomness: float = DEFAULT_RANDOMNESS,
+           transparency_delay: float = DEFAULT_TRANSPARENCY_DELAY, batch_size: int = 1,
            schedule: str = "cosine", guidance_schedule: str = DEFAULT_GUIDANCE_SCHEDULE,
            generator: torch.Generator | None = None, init_tokens: torch.Tensor | None = None,
            keep_mask: torch.Tensor | None = None, allowed_tokens: torch.Tensor | None = None,
@@ -192,6 +203,8 @@ def sample(model: PixelModel, cond: Conditioning, *, steps: int = DEFAULT_STEPS,
     Args:
         randomness: scale of the Gumbel noise added to the confidences that pick which cells to keep,
             annealed to 0 over the rounds (MaskGIT's choice temperature).
+        transparency_delay: subtracted from the keep confidence of cells drawn transparent, so that each
+            round keeps opaque cells first and decides the background later (see ``DEFAULT_TRANSPARENCY_DELAY``).
         guidance_schedule: ``"early"`` (the default), ``"constant"`` or ``"linear"`` (see ``GUIDANCE_SCHEDULES``).
         init_tokens: (B', G, G) tokens to keep where ``keep_mask`` (B', G, G) is True; B' is 1 or the output
             batch. Kept cells come back unchanged; the rest are generated around them (inpainting, variations).
@@ -215,6 +228,9 @@ def sample(model: PixelModel, cond: Conditioning, *, steps: int = DEFAULT_STEPS,
     guidance_scale(cfg_scale, guidance_schedule, 0.0)  # refuses an unknown guidance schedule up front
     if not 0.0 <= float(randomness) <= MAX_RANDOMNESS:
         raise ValueError(f"randomness must be in 0..{MAX_RANDOMNESS:g}, got {randomness!r}")
+    if not 0.0 <= float(transparency_delay) <= MAX_TRANSPARENCY_DELAY:
+        raise ValueError(f"transparency_delay must be in 0..{MAX_TRANSPARENCY_DELAY:g} (0 = off), "
+                         f"got {transparency_delay!r}")
     model.eval()
     device, G, V = model.device, model.config.grid_size, model.config.vocab_size
     B = len(cond) * batch_size
@@ -255,7 +271,7 @@ def sample(model: PixelModel, cond: Conditioning, *, steps: int = DEFAULT_STEPS,
             logits = logits.masked_fill(banned, float("-inf"))
         keep_masked = tokens_to_keep_masked(step, steps, initial_unknown, unknown.sum(1), schedule)
         tokens, unknown = sampling_step(logits, tokens, unknown, keep_masked, float(temperature), randomness,
-                                        (step + 1) / steps, model.mask_token, generator)
+                                        (step + 1) / steps, model.mask_token, generator, float(transparency_delay))
         if callback is not None:
             callback(step + 1, steps)
     if min_cutout > 0:

@@ -495,13 +495,20 @@ def test_sampler_sweep_picks_on_the_first_run_and_checks_on_the_others(tiny_data
                              "--guidance-schedules", "constant", "--repeats", "2", "--skip-scored"]) == 0
     after = {r["cfg_scale"]: r for r in json.loads((tmp_path / "seed1" / "sweep.json").read_text())["systems"]["ar"]}
     assert sorted(after) == [1.5, 3.0, 5.0, 8.0] and after[5.0] == before[5.0]  # 8 scored, 5 kept as it was
+    sweep_run(replace(config, seed=1), ["no_tv"], [1.5], ["constant"], [2.0], repeats=2, skip_scored=True,
+              transparency_delays=[0.0, 1.0])  # MaskGIT's keep order: one new row, the delay-0 one kept
+    rows = json.loads((tmp_path / "seed1" / "sweep.json").read_text())["systems"]["no_tv"]
+    assert [(r["cfg_scale"], r["guidance_schedule"], r["transparency_delay"]) for r in rows[:2]] == [
+        (1.5, "constant", 0.0), (1.5, "constant", 1.0)] and len(rows) == 5
+    with pytest.raises(ValueError, match="transparency delays must be in 0..10"):
+        sweep_run(replace(config, seed=1), ["no_tv"], [1.5], ["constant"], [2.0], transparency_delays=[-1.0])
     with pytest.raises(ValueError, match="guidance scales must be in 0..30"):  # refused before any work
         sweep_run(replace(config, seed=1), ["ar"], [1.5, 99.0], ["constant"], [2.0], repeats=2)
     with pytest.raises(ValueError, match="randomness values must be in"):
         sweep_run(replace(config, seed=1), ["no_tv"], [1.5], ["constant"], [-1.0], repeats=2)
     with pytest.raises(ValueError, match="other repeats"):
         sweep_run(replace(config, seed=1), ["ar"], [5.0], ["constant"], [2.0], repeats=1)
-    with pytest.raises(ValueError, match="did not sweep ar"):
+    with pytest.raises(ValueError, match="did not sweep (no_tv|ar) over the settings of"):
         render_sweep(runs, tmp_path / "grid.md")
     assert experiments_main(["sweep", "--out", str(tmp_path / "seed1"), "--preset", "tiny", "--data", str(data),
                              "--only", "retrieval"]) == 2  # no sampler: named in the log, no traceback

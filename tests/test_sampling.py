@@ -1,8 +1,9 @@
 import pytest
 import torch
 
-from pixelcore.sampling import (MAX_BATCH, MAX_CFG, MAX_RANDOMNESS, MAX_STEPS, MAX_TEMPERATURE, encode_prompt,
-                                guidance_scale, sample)
+from pixelcore.palette import TRANSPARENT
+from pixelcore.sampling import (MAX_BATCH, MAX_CFG, MAX_RANDOMNESS, MAX_STEPS, MAX_TEMPERATURE, MAX_TRANSPARENCY_DELAY,
+                                encode_prompt, guidance_scale, sample, sampling_step)
 from pixelcore.schedule import SCHEDULES, mask_ratio, tokens_to_keep_masked, training_mask_ratio
 
 from conftest import sensitize
@@ -125,12 +126,35 @@ def test_stray_hole_fill_respects_the_palette_lock(tiny_model):
     ({"schedule": "exponential"}, "cosine"),
     ({"min_cutout": -0.1}, "0..1"), ({"min_cutout": 1.5}, "0..1"),
     ({"guidance_schedule": "cosine"}, "constant, linear"), ({"randomness": -1.0}, f"0..{MAX_RANDOMNESS:g}"),
+    ({"transparency_delay": -1.0}, f"0..{MAX_TRANSPARENCY_DELAY:g}"),
+    ({"transparency_delay": float("nan")}, "transparency_delay"),
 ])
 def test_out_of_range_settings_are_refused_with_the_range(tiny_model, kwargs, fragment):
     cond = encode_prompt(tiny_model, "a red sword")
     with pytest.raises(ValueError) as info:
         sample(tiny_model, cond, **kwargs)
     assert fragment in str(info.value)
+
+
+def test_transparency_delay_keeps_opaque_cells_first():
+    """Two cells drawn transparent at near certainty and two drawn opaque a little less surely: the round keeps
+    the two most confident. A delay of 1 puts the opaque ones first; less than their log-probability gap
+    does not."""
+    logits = torch.full((1, 4, 3), -20.0)
+    logits[0, :2, TRANSPARENT] = 20.0  # log-probability 0 in float32
+    logits[0, 2:, 1], logits[0, 2:, 2] = 5.0, 0.0  # log-probability about -0.0067 (the seed draws token 1)
+    tokens = torch.full((1, 4), 9)  # 9: the mask token
+    unknown = torch.ones(1, 4, dtype=torch.bool)
+
+    def remasked(delay: float) -> list[bool]:
+        drawn, masked = sampling_step(logits, tokens, unknown, torch.tensor([2]), 1.0, 0.0, 0.5, 9,
+                                      torch.Generator().manual_seed(0), delay)
+        assert drawn[~masked].tolist() == ([1, 1] if delay >= 1.0 else [TRANSPARENT, TRANSPARENT])
+        return masked[0].tolist()
+
+    assert remasked(0.0) == [False, False, True, True]  # MaskGIT's own order: the background first
+    assert remasked(0.005) == [False, False, True, True]
+    assert remasked(1.0) == [True, True, False, False]
 
 
 @pytest.mark.parametrize("prompt", ["", "   \n", "\x00", [], ["a red sword", ""], 42, None, ["ok", 3]])

@@ -74,6 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     w.add_argument("--randomness-values", dest="randomness_values", type=float, nargs="+", default=[0.5, 2.0, 4.5],
                    help="MaskGIT's randomness values (AR has none)")
     w.add_argument("--repeats", type=int, default=3, help="sampling seeds per setting, averaged")
+    w.add_argument("--transparency-delays", dest="transparency_delays", type=float, nargs="+", default=[0.0],
+                   help="MaskGIT only: subtracted from the keep confidence of cells drawn transparent (0 = off)")
     w.add_argument("--skip-scored", dest="skip_scored", action="store_true",
                    help="keep the settings sweep.json already holds instead of scoring them again")
     wt = sub.add_parser("sweep-table",
@@ -133,7 +135,8 @@ def main(argv: list[str] | None = None) -> int:
             names = args.only or [n for n in SYSTEMS if SYSTEMS[n].kind != "retrieval"
                                   and (Path(config.out) / n / "model.safetensors").exists()]
             log.info("wrote %s", sweep_run(config, names, args.cfg_scales, args.guidance_schedules,
-                                           args.randomness_values, args.repeats, args.skip_scored))
+                                           args.randomness_values, args.repeats, args.skip_scored,
+                                           args.transparency_delays))
         elif args.command == "speed":
             measure_speed(config, args.only)
         elif args.command == "cost":

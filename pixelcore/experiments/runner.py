@@ -38,7 +38,7 @@ from ..files import atomic_write
 from ..images import save_grid
 from ..losses import LossConfig
 from ..palette import Palette
-from ..sampling import DEFAULT_CFG, DEFAULT_RANDOMNESS, DEFAULT_STEPS, encode_prompt, sample
+from ..sampling import DEFAULT_CFG, DEFAULT_RANDOMNESS, DEFAULT_STEPS, DEFAULT_TRANSPARENCY_DELAY, encode_prompt, sample
 from ..train import TrainConfig, prepare_data, train
 from . import features as feat
 from .ar import load_ar, sample_ar, train_ar
@@ -112,6 +112,7 @@ class ExperimentConfig:
     # published table used it), where the shipped sampler defaults to "early".
     guidance_schedule: str = "constant"
     randomness: float = DEFAULT_RANDOMNESS  # MaskGIT's choice temperature (AR has no such choice)
+    transparency_delay: float = DEFAULT_TRANSPARENCY_DELAY  # MaskGIT's keep order (pixelcore.sampling)
     speed_repeats: int = 3
 
     def resolved(self) -> ExperimentConfig:
@@ -272,6 +273,7 @@ def load_system(config: ExperimentConfig, name: str) -> tuple[BatchGenerator, in
             cfg_scale=config.cfg_scale,
             guidance_schedule=config.guidance_schedule,
             randomness=config.randomness,
+            transparency_delay=config.transparency_delay,
             batch_size=n,
             generator=torch.Generator().manual_seed(seed),
             min_cutout=0.0,  # the study compares networks: no stray-hole pass, which the AR sampler lacks

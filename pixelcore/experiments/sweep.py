@@ -2,7 +2,8 @@
 
 The design study scores every system at one shared sampler setting, so it compares networks. A user gets
 each system at its best setting, so this module asks how far each one moves when its own sampler is tuned:
-guidance scale, guidance schedule, and, for MaskGIT, the randomness that picks which cells to keep. Every
+guidance scale, guidance schedule, and, for MaskGIT, the randomness and the transparency delay that decide
+which cells each round keeps. Every
 setting is scored on the run's held-out captions (FD and KID against the held-out textures, in the run's
 feature space) and on the public prompts (colour and kind adherence), each averaged over a few sampling
 seeds so that one draw's luck does not pick the winner.
@@ -28,7 +29,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..evaluate import load_prompts, score_samples
-from ..sampling import GUIDANCE_SCHEDULES, MAX_CFG, MAX_RANDOMNESS
+from ..sampling import GUIDANCE_SCHEDULES, MAX_CFG, MAX_RANDOMNESS, MAX_TRANSPARENCY_DELAY
 from . import features as feat
 from .runner import (SYSTEMS, ExperimentConfig, heldout_prompts, load_system, sample_in_chunks, training_split,
                      write_json)
@@ -50,24 +51,30 @@ def _repeats(n: int) -> str:
     return "once, with the run's own sampling seed" if n == 1 else f"{n} times with other sampling seeds and averaged"
 
 
-def settings_grid(kind: str, cfg_scales: list[float], schedules: list[str], randomness: list[float]) -> list[dict]:
-    """Every combination of the given values that applies to a system of ``kind`` (AR has no randomness)."""
+def settings_grid(kind: str, cfg_scales: list[float], schedules: list[str], randomness: list[float],
+                  transparency_delays: list[float] = (0.0,)) -> list[dict]:
+    """Every combination of the given values that applies to a system of ``kind`` (AR has no randomness and
+    no transparency delay: it keeps every cell it draws)."""
     unknown = [s for s in schedules if s not in GUIDANCE_SCHEDULES]
     if unknown:
         raise ValueError(f"unknown guidance schedules {unknown}: use {', '.join(GUIDANCE_SCHEDULES)}")
-    if not cfg_scales or not schedules or (kind == "maskgit" and not randomness):
+    if not cfg_scales or not schedules or (kind == "maskgit" and not (randomness and transparency_delays)):
         raise ValueError("give at least one value for each swept setting")
     if not all(0.0 <= float(c) <= MAX_CFG for c in cfg_scales):
         raise ValueError(f"guidance scales must be in 0..{MAX_CFG:g}, got {cfg_scales}")
     if kind == "maskgit" and not all(0.0 <= float(r) <= MAX_RANDOMNESS for r in randomness):
         raise ValueError(f"randomness values must be in 0..{MAX_RANDOMNESS:g}, got {randomness}")
-    choices = randomness if kind == "maskgit" else [None]
-    return [{"cfg_scale": float(c), "guidance_schedule": s, **({} if r is None else {"randomness": float(r)})}
-            for c, s, r in itertools.product(cfg_scales, schedules, choices)]
+    if kind == "maskgit" and not all(0.0 <= float(d) <= MAX_TRANSPARENCY_DELAY for d in transparency_delays):
+        raise ValueError(f"transparency delays must be in 0..{MAX_TRANSPARENCY_DELAY:g}, got {transparency_delays}")
+    if kind != "maskgit":
+        return [{"cfg_scale": float(c), "guidance_schedule": s} for c, s in itertools.product(cfg_scales, schedules)]
+    return [{"cfg_scale": float(c), "guidance_schedule": s, "randomness": float(r), "transparency_delay": float(d)}
+            for c, s, r, d in itertools.product(cfg_scales, schedules, randomness, transparency_delays)]
 
 
 def sweep_run(config: ExperimentConfig, names: list[str], cfg_scales: list[float], schedules: list[str],
-              randomness: list[float], repeats: int = 3, skip_scored: bool = False) -> Path:
+              randomness: list[float], repeats: int = 3, skip_scored: bool = False,
+              transparency_delays: list[float] = (0.0,)) -> Path:
     """Scores each trained system of ``names`` at every setting of the grid into ``<out>/sweep.json``, adding
     to the settings already there (a setting scored again replaces its row, unless ``skip_scored``: then it
     keeps its row and costs nothing, so a wider grid can follow a narrow one, or resume an interrupted sweep).
@@ -89,7 +96,8 @@ def sweep_run(config: ExperimentConfig, names: list[str], cfg_scales: list[float
                              f"run --out {out} --only {name}` first")
     if not (out / "features.safetensors").exists():
         raise ValueError(f"{out}: no feature net; run `python -m pixelcore.experiments features` first")
-    grids = {name: settings_grid(SYSTEMS[name].kind, cfg_scales, schedules, randomness) for name in names}
+    grids = {name: settings_grid(SYSTEMS[name].kind, cfg_scales, schedules, randomness, transparency_delays)
+             for name in names}
     net = feat.load_feature_net(out / "features.safetensors")
     split = training_split(config)
     real_f = feat.extract_features(net, np.stack([r.pixels for r in split.held_out]))
@@ -125,19 +133,24 @@ def sweep_run(config: ExperimentConfig, names: list[str], cfg_scales: list[float
                    "seconds": time.perf_counter() - start}
             rows[_key(row)] = row
             log.info("%s %s: %s", name, setting, {k: round(row[k], 3) for k in scores})
-            systems[name] = sorted(rows.values(), key=lambda r: (r["cfg_scale"], r["guidance_schedule"],
-                                                                 r.get("randomness") or 0.0))
+            systems[name] = sorted(rows.values(), key=lambda r: tuple(x or 0.0 for x in _key(r)))
             write_json(path, result)  # after every setting: an interrupted sweep keeps what it scored
     return path
 
 
 def _key(row: dict) -> tuple:
-    return row["cfg_scale"], row["guidance_schedule"], row.get("randomness")
+    """(guidance, schedule, randomness, transparency delay); the last two None for AR. A MaskGIT row scored
+    before the transparency delay existed was scored with none (0)."""
+    if row.get("randomness") is None:
+        return row["cfg_scale"], row["guidance_schedule"], None, None
+    return row["cfg_scale"], row["guidance_schedule"], row["randomness"], row.get("transparency_delay", 0.0)
 
 
 def _describe(row: dict) -> str:
+    _, _, randomness, delay = _key(row)
     text = f"guidance {row['cfg_scale']:g} {row['guidance_schedule']}"
-    return text + (f", randomness {row['randomness']:g}" if row.get("randomness") is not None else "")
+    text += f", randomness {randomness:g}" if randomness is not None else ""
+    return text + (f", transparency delay {delay:g}" if delay else "")
 
 
 def pick_setting(tables: list[dict[tuple, dict]]) -> tuple:
@@ -185,7 +198,7 @@ def render_sweep(runs: list[str | Path], out: str | Path, notes: str | Path | No
         raise ValueError(f"the runs share a seed ({seeds}): replicates need different --seed values")
     defaults = ExperimentConfig()
     base = baseline or {"cfg_scale": defaults.cfg_scale, "guidance_schedule": defaults.guidance_schedule,
-                        "randomness": defaults.randomness}
+                        "randomness": defaults.randomness, "transparency_delay": defaults.transparency_delay}
     names = list(first["systems"])
     tables = [{name: {_key(r): r for r in d["systems"][name]} for name in names} for d in data]
     # picks[i][name]: the setting picked on every run but i
@@ -259,9 +272,11 @@ def render_sweep(runs: list[str | Path], out: str | Path, notes: str | Path | No
 
 
 def _with_base(row: dict, base: dict) -> dict:
-    """The shared setting in the shape of ``row`` (randomness only where the row has one)."""
-    keys = ("cfg_scale", "guidance_schedule") + (("randomness",) if row.get("randomness") is not None else ())
-    return {k: base[k] for k in keys}
+    """The shared setting in the shape of ``row`` (randomness and transparency delay only where the row has a
+    randomness: MaskGIT's)."""
+    keys = ("cfg_scale", "guidance_schedule")
+    keys += ("randomness", "transparency_delay") if row.get("randomness") is not None else ()
+    return {k: base.get(k, 0.0) for k in keys}
 
 
 def _grid_flags(sweep: dict) -> str:
@@ -269,6 +284,8 @@ def _grid_flags(sweep: dict) -> str:
     cfg = sorted({r["cfg_scale"] for r in rows})
     schedules = sorted({r["guidance_schedule"] for r in rows})
     randomness = sorted({r["randomness"] for r in rows if r.get("randomness") is not None})
+    delays = sorted({_key(r)[3] for r in rows if r.get("randomness") is not None})
     return (f"--cfg-scales {' '.join(f'{c:g}' for c in cfg)} --guidance-schedules {' '.join(schedules)}"
             + (f" --randomness-values {' '.join(f'{r:g}' for r in randomness)}" if randomness else "")
+            + (f" --transparency-delays {' '.join(f'{d:g}' for d in delays)}" if any(delays) else "")
             + f" --repeats {sweep['repeats']}")
