@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from .sampling import (DEFAULT_CFG, DEFAULT_GUIDANCE_SCHEDULE, DEFAULT_MIN_CUTOUT, DEFAULT_RANDOMNESS,
-                       DEFAULT_TEMPERATURE, GUIDANCE_SCHEDULES)
+                       DEFAULT_TEMPERATURE, DEFAULT_TRANSPARENCY_DELAY, GUIDANCE_SCHEDULES)
 
 GUIDANCE_SCHEDULE_HELP = ("constant: the full guidance scale every round; linear: no guidance while nothing is "
                           "decided, rising to the full scale as the grid fills; early: guidance in the rounds "
@@ -33,6 +33,10 @@ def _device(name: str) -> torch.device:
 def _add_guidance_schedule(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--guidance-schedule", dest="guidance_schedule", choices=GUIDANCE_SCHEDULES,
                         default=DEFAULT_GUIDANCE_SCHEDULE, help=GUIDANCE_SCHEDULE_HELP)
+    parser.add_argument("--transparency-delay", dest="transparency_delay", type=float,
+                        default=DEFAULT_TRANSPARENCY_DELAY,
+                        help="keep the cells drawn transparent this much later in each round, so the silhouette "
+                             "is decided before the background (0..10; 0 = off)")
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -49,7 +53,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     cond = encode_prompt(model, args.prompt, args.negative or None)
     tokens = sample(model, cond, steps=args.steps, cfg_scale=args.cfg, temperature=args.temperature,
                     randomness=args.randomness, guidance_schedule=args.guidance_schedule, batch_size=args.n,
-                    opaque=args.opaque,
+                    opaque=args.opaque, transparency_delay=args.transparency_delay,
                     generator=torch.Generator().manual_seed(args.seed), min_cutout=args.min_cutout)
     textures = model.palette.dequantize(tokens).cpu().numpy()
     for i, rgba in enumerate(textures):
@@ -59,7 +63,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
                 "temperature": str(args.temperature), "randomness": str(args.randomness),
                 "guidance_schedule": args.guidance_schedule,
                 "model": Path(args.model or "default").name, "min_cutout": str(args.min_cutout),
-                **({"opaque": "true"} if args.opaque else {})}
+                **({"opaque": "true"} if args.opaque else {}),
+                **({"transparency_delay": str(args.transparency_delay)} if args.transparency_delay else {})}
         save_png(rgba, path, meta)
         log.info("wrote %s", path)
         if args.scale > 1:
@@ -104,7 +109,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     out = Path(args.out)
     generate = model_generator(model, steps=args.steps, cfg_scale=args.cfg, temperature=args.temperature,
                                randomness=args.randomness, guidance_schedule=args.guidance_schedule,
-                               min_cutout=args.min_cutout)
+                               min_cutout=args.min_cutout, transparency_delay=args.transparency_delay)
     rows: list[dict] = []
     metrics = evaluate(generate, specs, seeds=args.seeds, seed=args.seed, training=training,
                        grid_path=out / "samples.png", details=rows)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The sampler study of docs/quick/SAMPLER.md at the GPU table's size and budget, in one command that fits one
-# device call (issue #4: does MaskGIT's out-of-sample win on FD over AR hold at the full budget?).
+# device call (issue #4: does MaskGIT's out-of-sample win on FD over AR hold at the full budget? It does not:
+# docs/SAMPLER.md).
 #
 # Three seeds of the default design (`no_tv`) and the AR baseline, the shipped 12M preset, an equal step
 # budget (STEPS, default 2800: what MaskGIT reached in the GPU table's 4 minutes), every training side by side
@@ -30,8 +31,9 @@
 #   run(carry=["data/luanti", ".whl"], timeout_s=600, command="BUNDLE=$OUT/gpu_sampler.tgz PACK=$OUT timeout 540
 #       bash scripts/gpu_sampler_study.sh runs/gpu_sampler $OUT/SAMPLER.md; cp runs/gpu_sampler/study.log $OUT/")
 # Here, afterwards: tar xzf gpu_sampler.tgz; cat seed0_checkpoints.tar.* | tar xf - -C runs/gpu_sampler/seed0
-# Not yet run on a GPU: the time of each phase there is unmeasured. The GPU table's 7 side-by-side trainings
-# took 4 minutes for ~2,800 steps each on an H100; the 6 here should take about as long.
+# Measured on one H200 (session 11, docs/SAMPLER.md): 8.2 minutes in all. Feature nets 37 s; training 5.0
+# minutes (the 4-minute cap stopped all six first: `no_tv` at 2,474-2,522 steps, AR at 2,383-2,387; each
+# run's own scoring included); the study's setting 47 s; the wider grid 96 s. What came back: 7 files, 50 MB.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${1:-runs/gpu_sampler}

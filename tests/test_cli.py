@@ -85,7 +85,10 @@ def test_generate_in_process_with_a_given_model(tmp_path, saved_tiny_model):
     assert (_read_png(tmp_path / "hot.png")[0][..., 3] == 0).any()
     solid, meta = _read_png(tmp_path / "solid.png")
     assert (solid[..., 3] == 255).all() and meta["opaque"] == "true"
-    assert "opaque" not in _read_png(tmp_path / "a.png")[1]
+    assert not {"opaque", "transparency_delay"} & set(_read_png(tmp_path / "a.png")[1])  # recorded when set
+    assert run("late.png", "--temperature", "3", "--transparency-delay", "5") == 0  # reaches the keep order
+    late, meta = _read_png(tmp_path / "late.png")
+    assert meta["transparency_delay"] == "5.0" and late.tobytes() != _read_png(tmp_path / "hot.png")[0].tobytes()
 
 
 def test_generate_guidance_schedule_reaches_the_sampler(tmp_path, saved_tiny_model):
@@ -111,6 +114,7 @@ def test_generate_guidance_schedule_reaches_the_sampler(tmp_path, saved_tiny_mod
     (["generate", PROMPT, "-o", "out.png", "--steps", "0"], "steps"),
     (["generate", PROMPT, "-o", "out.png", "--cfg", "99"], "cfg_scale"),
     (["generate", PROMPT, "-o", "out.png", "--randomness", "-1"], "randomness must be in 0..20"),
+    (["generate", PROMPT, "-o", "out.png", "--transparency-delay", "-1"], "transparency_delay must be in 0..10"),
     (["generate", PROMPT, "-o", "out.png", "--n", "0"], "batch_size"),
     (["generate", PROMPT, "-o", "out.png", "--scale", "0"], "scale"),
     (["generate", PROMPT, "-o", "out.png", "--scale", "100"], "scale"),
