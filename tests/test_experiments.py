@@ -254,7 +254,7 @@ def test_quick_run_end_to_end_writes_table(tiny_data, tmp_path):
     metrics = json.loads((tmp_path / "runs" / "maskgit" / "metrics.json").read_text())
     assert {"public_color_adherence", "novel_copy_rate", "fd", "kid", "fd_halves", "kid_halves"} <= set(metrics)
     assert metrics["sampling"] == {"cfg_scale": 1.5, "temperature": 1.0, "guidance_schedule": "constant",
-                                   "randomness": 2.0, "steps": 2}  # what scored it
+                                   "randomness": 2.0, "transparency_delay": 0.0, "steps": 2}  # what scored it
     speed = json.loads((tmp_path / "runs" / "speed.json").read_text())["systems"]
     assert speed["maskgit"]["mflop"] > 0 and speed["ar"]["mflop"] > 0 and "mflop" not in speed["retrieval"]
     refs = json.loads((tmp_path / "runs" / "references.json").read_text())
@@ -271,6 +271,24 @@ def test_quick_run_end_to_end_writes_table(tiny_data, tmp_path):
             "--holdout 0.5 --seeds-per-prompt 2 --preset tiny --batch-size 4 --feature-steps 3 --sample-steps 2 "
             "--speed-repeats 1\n") in doc
     assert (tmp_path / "docs" / "results" / "maskgit_public.png").exists()
+
+
+def test_scored_sampling_tells_transparency_delays_apart():
+    from pixelcore.experiments.table import describe_sampling, sampling_settings, scored_sampling
+
+    shared = {"cfg_scale": 1.5, "temperature": 1.0, "guidance_schedule": "constant"}
+    ar = {"sampling": {**shared, "randomness": None, "transparency_delay": None, "steps": None}}
+    old = {"sampling": {**shared, "randomness": 2.0, "steps": 10}}  # recorded before the delay existed
+
+    def maskgit(delay: float) -> dict:
+        return {"sampling": {**shared, "randomness": 2.0, "transparency_delay": delay, "steps": 10}}
+
+    assert scored_sampling({"maskgit": maskgit(0.0), "no_tv": old, "ar": ar}, {}) == (1.5, 1.0, "constant", 2.0, 0.0)
+    delayed = scored_sampling({"maskgit": maskgit(1.0), "ar": ar}, {})
+    assert describe_sampling(delayed) == "guidance 1.5, temperature 1.0, MaskGIT transparency delay 1.0"
+    assert sampling_settings(delayed)["transparency_delay"] == 1.0  # so the table's command repeats it
+    with pytest.raises(ValueError, match="transparency delay 1.0"):
+        scored_sampling({"maskgit": maskgit(1.0), "no_tv": old}, {})
 
 
 def test_adapt_scores_a_model_on_the_held_out_part_of_a_pack(tiny_data, tmp_path, capsys):

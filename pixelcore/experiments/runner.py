@@ -319,6 +319,7 @@ def evaluate_system(config: ExperimentConfig, name: str) -> dict:
         metrics["sampling"] = {"cfg_scale": config.cfg_scale, "temperature": config.temperature,
                                "guidance_schedule": config.guidance_schedule,
                                "randomness": config.randomness if kind == "maskgit" else None,
+                               "transparency_delay": config.transparency_delay if kind == "maskgit" else None,
                                "steps": config.sample_steps if kind == "maskgit" else None}
     S = config.seeds_per_prompt
     for set_name, prompt_path in (("public", config.public_prompts), ("novel", config.novel_prompts)):

@@ -99,20 +99,21 @@ def fmt(value, digits: int = 3) -> str:
 
 
 # The ExperimentConfig fields a system's sampling record holds, in the order of ``scored_sampling``'s tuple.
-SAMPLING_KEYS = ("cfg_scale", "temperature", "guidance_schedule", "randomness")
+SAMPLING_KEYS = ("cfg_scale", "temperature", "guidance_schedule", "randomness", "transparency_delay")
 
 
 def scored_sampling(metrics: dict[str, dict], config: dict, where: str | Path = "run") -> tuple:
-    """(guidance, temperature, guidance schedule, MaskGIT randomness) the systems were scored with: each
-    system's own record (a re-score with ``eval`` may change them), else the run's settings (runs scored
-    before systems recorded them). The randomness is MaskGIT's alone (None in a run without MaskGIT).
+    """(guidance, temperature, guidance schedule, MaskGIT randomness, MaskGIT transparency delay) the systems
+    were scored with: each system's own record (a re-score with ``eval`` may change them), else the run's
+    settings (runs scored before systems recorded them). The last two are MaskGIT's alone (None in a run
+    without MaskGIT); a record written before the transparency delay existed was scored with none (0).
 
     Raises:
         ValueError: if the systems were scored with different settings.
     """
     # Runs written before these keys existed sampled at guidance 3 and each sampler's own temperature, with
     # constant guidance and the sampler's default randomness.
-    old_defaults = (3.0, 0.0, "constant", DEFAULT_RANDOMNESS)
+    old_defaults = (3.0, 0.0, "constant", DEFAULT_RANDOMNESS, 0.0)
     run_setting = {k: config.get(k, v) for k, v in zip(SAMPLING_KEYS, old_defaults)}
     shared, choice = set(), set()
     for name, m in metrics.items():
@@ -122,29 +123,33 @@ def scored_sampling(metrics: dict[str, dict], config: dict, where: str | Path = 
         setting = {**run_setting, **m["sampling"]} if "sampling" in m else run_setting
         shared.add((setting["cfg_scale"], setting["temperature"], setting["guidance_schedule"]))
         if kind == "maskgit":
-            choice.add(setting["randomness"])
+            choice.add((setting["randomness"], setting["transparency_delay"]))
     if len(shared) > 1 or len(choice) > 1:
-        seen = [str(x) for x in sorted(shared)] + [f"MaskGIT randomness {r}" for r in sorted(choice)]
+        seen = [str(x) for x in sorted(shared)] + [f"MaskGIT randomness {r}, transparency delay {d}"
+                                                   for r, d in sorted(choice)]
         raise ValueError(f"{where}: its systems were scored with different sampling settings {seen}; "
                          "re-score them together with `python -m pixelcore.experiments eval`")
     cfg_scale, temperature, schedule = shared.pop() if shared else (
         run_setting["cfg_scale"], run_setting["temperature"], run_setting["guidance_schedule"])
-    return cfg_scale, temperature, schedule, choice.pop() if choice else None
+    return cfg_scale, temperature, schedule, *(choice.pop() if choice else (None, None))
 
 
 def describe_sampling(sampling: tuple) -> str:
-    """'guidance G, temperature T', plus the guidance schedule and MaskGIT randomness where not the default."""
-    cfg_scale, temperature, schedule, randomness = sampling
+    """'guidance G, temperature T', plus the guidance schedule and MaskGIT's randomness and transparency delay
+    where not the default."""
+    cfg_scale, temperature, schedule, randomness, delay = sampling
     text = f"guidance {cfg_scale}, temperature {temperature or 'MaskGIT 0.7, AR 1.0 (each its own default)'}"
     if schedule != "constant":
         text += f", {schedule} guidance schedule"
     if randomness is not None and randomness != DEFAULT_RANDOMNESS:
         text += f", MaskGIT randomness {randomness}"
+    if delay:
+        text += f", MaskGIT transparency delay {delay}"
     return text
 
 
 def sampling_settings(sampling: tuple) -> dict:
-    """The ExperimentConfig fields of a ``scored_sampling`` tuple (randomness left out where it is None)."""
+    """The ExperimentConfig fields of a ``scored_sampling`` tuple (MaskGIT's settings left out where None)."""
     return {k: v for k, v in zip(SAMPLING_KEYS, sampling) if v is not None}
 
 
