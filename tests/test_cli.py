@@ -155,7 +155,7 @@ def test_eval_writes_metrics_and_a_grid(tmp_path, saved_tiny_model, texture_dir,
     assert code == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert set(metrics) == {"color_adherence", "kind_adherence", "unique_colors", "isolated_pixels",
-                            "diversity", "copy_rate"}
+                            "diversity", "item_transparency", "copy_rate"}
     assert all(0.0 <= metrics[k] <= 1.0 for k in metrics if k != "unique_colors")
     with Image.open(out / "samples.png") as grid:
         # A row per prompt, a column per seed, each cell 8x enlarged with 2 pixels of padding.

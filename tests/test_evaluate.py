@@ -30,6 +30,15 @@ def test_pure_red_block_scores_full_adherence():
     assert np.isnan(score_samples([PromptSpec("a thing")], RED_BLOCK[None, None])["color_adherence"])
 
 
+def test_item_transparency_is_the_transparent_share_of_item_samples_only():
+    sword = _flat((30, 30, 200), alpha=0)
+    sword[4:12, 4:12, 3] = 255  # 64 opaque cells of 256
+    specs = [PromptSpec("a blue sword", kind="item"), PromptSpec("red wool", kind="block")]
+    metrics = score_samples(specs, np.stack([[sword, _flat((30, 30, 200))], [RED_BLOCK, RED_BLOCK]]))
+    assert metrics["item_transparency"] == pytest.approx((0.75 + 0.0) / 2)  # the blocks' row does not count
+    assert np.isnan(score_samples(specs[1:], RED_BLOCK[None, None])["item_transparency"])
+
+
 def test_kind_of_items_and_blocks():
     sword = make_texture((30, 30, 200), "item")
     assert kind_matches(sword, "item") and not kind_matches(sword, "block")
