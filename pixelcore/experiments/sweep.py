@@ -3,10 +3,9 @@
 The design study scores every system at one shared sampler setting, so it compares networks. A user gets
 each system at its best setting, so this module asks how far each one moves when its own sampler is tuned:
 guidance scale, guidance schedule, and, for MaskGIT, the randomness and the transparency delay that decide
-which cells each round keeps. Every
-setting is scored on the run's held-out captions (FD and KID against the held-out textures, in the run's
-feature space) and on the public prompts (colour and kind adherence), each averaged over a few sampling
-seeds so that one draw's luck does not pick the winner.
+which cells each round keeps. Every setting is scored on the run's held-out captions (FD and KID against the
+held-out textures, in the run's feature space) and on the public prompts (colour and kind adherence), each
+averaged over a few sampling seeds so that one draw's luck does not pick the winner.
 
 A setting chosen for its FD on one run's held-out set would be credited with its own selection luck, so
 ``render_sweep`` checks each run with the setting picked on the other runs (other seeds: another split,
@@ -276,7 +275,7 @@ def _with_base(row: dict, base: dict) -> dict:
     randomness: MaskGIT's)."""
     keys = ("cfg_scale", "guidance_schedule")
     keys += ("randomness", "transparency_delay") if row.get("randomness") is not None else ()
-    return {k: base.get(k, 0.0) for k in keys}
+    return {k: base[k] if k != "transparency_delay" else base.get(k, 0.0) for k in keys}  # a baseline may omit it
 
 
 def _grid_flags(sweep: dict) -> str:
