@@ -33,6 +33,9 @@ def _device(name: str) -> torch.device:
 def _add_guidance_schedule(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--guidance-schedule", dest="guidance_schedule", choices=GUIDANCE_SCHEDULES,
                         default=DEFAULT_GUIDANCE_SCHEDULE, help=GUIDANCE_SCHEDULE_HELP)
+
+
+def _add_transparency_delay(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--transparency-delay", dest="transparency_delay", type=float,
                         default=DEFAULT_TRANSPARENCY_DELAY,
                         help="keep the cells drawn transparent this much later in each round, so the silhouette "
@@ -173,6 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--temperature", type=float, default=DEFAULT_TEMPERATURE, help="sampling temperature (0..5]")
     g.add_argument("--randomness", type=float, default=DEFAULT_RANDOMNESS, help=RANDOMNESS_HELP)
     _add_guidance_schedule(g)
+    _add_transparency_delay(g)
     g.add_argument("--n", type=int, default=1, help="number of textures (written as NAME_i.png)")
     g.add_argument("--opaque", action="store_true",
                    help="never draw transparent pixels: a tile with no holes (for blocks)")
@@ -240,6 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--temperature", type=float, default=DEFAULT_TEMPERATURE)
     e.add_argument("--randomness", type=float, default=DEFAULT_RANDOMNESS, help=RANDOMNESS_HELP)
     _add_guidance_schedule(e)
+    _add_transparency_delay(e)
     e.add_argument("--min-cutout", type=float, default=DEFAULT_MIN_CUTOUT,
                    help="as for generate (0 = score the model's raw samples)")
     e.add_argument("--device", default="auto")

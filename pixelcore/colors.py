@@ -209,7 +209,11 @@ def mean_hue(rgba: np.ndarray) -> float | None:
     return float(np.rad2deg(np.arctan2(np.sin(angles).mean(), np.cos(angles).mean())) % 360.0)
 
 
+def transparent_share(rgba: np.ndarray) -> float:
+    """The share of pixels read as transparent (alpha under ``ALPHA_THRESHOLD``) in (..., H, W, 4) RGBA."""
+    return float((np.asarray(rgba)[..., 3] < ALPHA_THRESHOLD).mean())
+
+
 def texture_kind(rgba: np.ndarray) -> str:
     """"item" when at least 10% of pixels are transparent (a sprite), else "block"."""
-    alpha = np.asarray(rgba)[..., 3]
-    return "item" if float((alpha < ALPHA_THRESHOLD).mean()) >= ITEM_MIN_TRANSPARENT else "block"
+    return "item" if transparent_share(rgba) >= ITEM_MIN_TRANSPARENT else "block"

@@ -211,3 +211,9 @@ def test_bench_counts_less_work_for_guidance_in_the_first_rounds_only(saved_tiny
     # Ten rounds: "constant" runs 20 image passes per texture, "early" 6 guided rounds and 4 unguided (16).
     assert 0.75 < early["mflop_per_image"] / constant["mflop_per_image"] < 0.85
     assert "mflop_per_image" in capsys.readouterr().out
+
+
+def test_bench_refuses_a_transparency_delay_it_would_not_use():
+    """bench times the default sampler; a flag it accepted and ignored would mislabel its numbers."""
+    with pytest.raises(SystemExit):
+        main(["bench", "--transparency-delay", "1"])

@@ -33,9 +33,10 @@ def test_pure_red_block_scores_full_adherence():
 def test_item_transparency_is_the_transparent_share_of_item_samples_only():
     sword = _flat((30, 30, 200), alpha=0)
     sword[4:12, 4:12, 3] = 255  # 64 opaque cells of 256
+    sword[4, 4:12, 3] = 100  # 8 of them faint: read as transparent, as kind_matches reads them
     specs = [PromptSpec("a blue sword", kind="item"), PromptSpec("red wool", kind="block")]
     metrics = score_samples(specs, np.stack([[sword, _flat((30, 30, 200))], [RED_BLOCK, RED_BLOCK]]))
-    assert metrics["item_transparency"] == pytest.approx((0.75 + 0.0) / 2)  # the blocks' row does not count
+    assert metrics["item_transparency"] == pytest.approx((200 / 256 + 0.0) / 2)  # the blocks' row does not count
     assert np.isnan(score_samples(specs[1:], RED_BLOCK[None, None])["item_transparency"])
 
 
