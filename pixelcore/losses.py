@@ -33,7 +33,8 @@ class LossConfig:
     # Weight only the colour choice, not the transparent-or-opaque choice (see the module docstring).
     split_alpha: bool = False
     # Off by default: at both measured budgets switching it off improved kind adherence and the distribution
-    # metric (docs/RESULTS.md, docs/quick/RESULTS.md); 0.05 is the weight the shipped model was trained with.
+    # metric (research/reports/RESULTS.md, research/reports/quick/RESULTS.md); 0.05 is the weight the shipped model
+    # was trained with.
     tv_weight: float = 0.0
 
 

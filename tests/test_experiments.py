@@ -12,12 +12,13 @@ import torch
 from PIL import Image
 
 from pixelcore.data import TextureRecord
-from pixelcore.experiments import features as feat
-from pixelcore.experiments.ar import ARModel, load_ar, sample_ar, save_ar
-from pixelcore.experiments.retrieval import RetrievalModel
-from pixelcore.experiments.__main__ import main as experiments_main
-from pixelcore.experiments.runner import ExperimentConfig, run, write_json
-from pixelcore.experiments.table import render
+from research import features as feat
+from research.ar import ARModel, load_ar, sample_ar, save_ar
+from research.retrieval import RetrievalModel
+from research.__main__ import main as experiments_main
+from research.config import ExperimentConfig
+from research.runner import run, write_json
+from research.table import render
 from pixelcore.model import PixelConfig
 from pixelcore.palette import Palette
 from pixelcore.sampling import EARLY_GUIDANCE_SHARE
@@ -266,7 +267,7 @@ def test_quick_run_end_to_end_writes_table(tiny_data, tmp_path):
     assert "| `ar`" in doc and "| `no_2d`" in doc and "img/s b32 | MFLOP/img |" in doc
     assert "Work per image at batch 1: MaskGIT" in doc
     assert "| reference: real held-out textures (other half) |" in doc and "Metric sanity, held-out halves" in doc
-    assert (f"python -m pixelcore.experiments run --out {(tmp_path / 'runs').as_posix()} --minutes-per-system 1.0 "
+    assert (f"python -m research run --out {(tmp_path / 'runs').as_posix()} --minutes-per-system 1.0 "
             "--max-steps 2 "
             "--holdout 0.5 --seeds-per-prompt 2 --preset tiny --batch-size 4 --feature-steps 3 --sample-steps 2 "
             "--speed-repeats 1\n") in doc
@@ -274,7 +275,7 @@ def test_quick_run_end_to_end_writes_table(tiny_data, tmp_path):
 
 
 def test_scored_sampling_tells_transparency_delays_apart():
-    from pixelcore.experiments.table import describe_sampling, sampling_settings, scored_sampling
+    from research.table import describe_sampling, sampling_settings, scored_sampling
 
     shared = {"cfg_scale": 1.5, "temperature": 1.0, "guidance_schedule": "constant"}
     ar = {"sampling": {**shared, "randomness": None, "transparency_delay": None, "steps": None}}
@@ -312,7 +313,7 @@ def test_adapt_scores_a_model_on_the_held_out_part_of_a_pack(tiny_data, tmp_path
 
 
 def test_run_jobs_starts_the_costliest_system_first(tiny_data, tmp_path, monkeypatch):
-    from pixelcore.experiments import runner
+    from research import runner
 
     data, _ = tiny_data
     started = []
@@ -336,7 +337,7 @@ def test_run_jobs_starts_the_costliest_system_first(tiny_data, tmp_path, monkeyp
 
 
 def test_one_temperature_reaches_both_samplers(tiny_data, tmp_path, monkeypatch):
-    from pixelcore.experiments import runner
+    from research import runner
 
     data, prompts = tiny_data
     config = ExperimentConfig(data=str(data), out=str(tmp_path / "runs"), preset="tiny", batch_size=4, max_steps=1,
@@ -381,7 +382,7 @@ def _replicate(root, seed: int, values: dict[str, dict], **config) -> str:
 
 
 def test_replicate_summary_counts_wins_and_refuses_runs_that_do_not_replicate(tmp_path):
-    from pixelcore.experiments.replicates import render_replicates
+    from research.replicates import render_replicates
 
     runs = [
         _replicate(tmp_path, seed, {"maskgit": {"public_color_adherence": 0.9, "fd": fd_maskgit, "fd_halves": 9.0,
@@ -468,8 +469,8 @@ def test_ar_linear_guidance_starts_unguided():
 
 
 def test_sampler_sweep_picks_on_the_first_run_and_checks_on_the_others(tiny_data, tmp_path):
-    from pixelcore.experiments.runner import prepare_features, train_system
-    from pixelcore.experiments.sweep import pick_setting, render_sweep, sweep_run
+    from research.runner import prepare_features, train_system
+    from research.sweep import pick_setting, render_sweep, sweep_run
 
     # The pick averages ranks, not FDs (each run has its own scale); ties go to the lower mean FD.
     a, b = ("a",), ("b",)
@@ -498,7 +499,7 @@ def test_sampler_sweep_picks_on_the_first_run_and_checks_on_the_others(tiny_data
     doc = render_sweep(runs, tmp_path / "SAMPLER.md").read_text()
     assert f"| seed 1 | `ar` | guidance {picked['cfg_scale']:g} {picked['guidance_schedule']} | " in doc  # picked on 0
     assert "better in " in doc and "of 2 check runs" in doc
-    assert f"python -m pixelcore.experiments sweep --out {runs[1]} --seed 1 --only no_tv ar --cfg-scales 1.5 3" in doc
+    assert f"python -m research sweep --out {runs[1]} --seed 1 --only no_tv ar --cfg-scales 1.5 3" in doc
 
     with pytest.raises(ValueError, match="at least two runs"):
         render_sweep(runs[:1], tmp_path / "one.md")
@@ -554,7 +555,7 @@ def test_write_json_from_several_writers_at_once_leaves_one_whole_file(tmp_path)
 
 
 def test_training_cost_counts_work_that_follows_the_architecture():
-    from pixelcore.experiments.cost import render_cost, training_cost
+    from research.cost import render_cost, training_cost
 
     config = ExperimentConfig(quick=True, batch_size=2, max_steps=3000)
     rows = {r["system"]: r for r in training_cost(config, ["no_tv", "palette64", "no_2d", "ar", "retrieval"])}
@@ -574,7 +575,7 @@ def test_training_cost_counts_work_that_follows_the_architecture():
     with pytest.raises(ValueError, match="unknown systems"):
         training_cost(config, ["nope"])
 
-    from pixelcore.experiments.cost import longest_first
+    from research.cost import longest_first
 
     order = longest_first(config, ["retrieval", "no_2d", "no_tv", "ar", "palette64"])
     assert order == ["ar", "no_tv", "palette64", "no_2d", "retrieval"]  # run --jobs starts them in this order

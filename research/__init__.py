@@ -5,5 +5,6 @@
 - :mod:`.features`: the texture feature net and the Fréchet / kernel distances computed in its features.
 - :mod:`.runner`: trains, evaluates and times every system under one budget; :mod:`.table` writes the report.
 
-Run ``python -m pixelcore.experiments --help``. Nothing here is imported by ``pixelcore`` or the nodes.
+Run ``python -m research --help`` from a checkout. This folder is not installed: it imports ``pixelcore``,
+nothing imports it.
 """

@@ -11,8 +11,8 @@ A setting chosen for its FD on one run's held-out set would be credited with its
 ``render_sweep`` checks each run with the setting picked on the other runs (other seeds: another split,
 feature net, initialisation and batches), leaving one run out at a time.
 
-``python -m pixelcore.experiments sweep --out RUN --only no_tv ar`` (writes ``RUN/sweep.json``), then
-``python -m pixelcore.experiments sweep-table --runs RUN1 RUN2 ... --out docs/quick/SAMPLER.md``.
+``python -m research sweep --out RUN --only no_tv ar`` (writes ``RUN/sweep.json``), then
+``python -m research sweep-table --runs RUN1 RUN2 ... --out research/reports/quick/SAMPLER.md``.
 """
 
 from __future__ import annotations
@@ -27,11 +27,11 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from ..evaluate import load_prompts, score_samples
-from ..sampling import GUIDANCE_SCHEDULES, MAX_CFG, MAX_RANDOMNESS, MAX_TRANSPARENCY_DELAY
+from pixelcore.evaluate import load_prompts, score_samples
+from pixelcore.sampling import GUIDANCE_SCHEDULES, MAX_CFG, MAX_RANDOMNESS, MAX_TRANSPARENCY_DELAY
 from . import features as feat
-from .runner import (SYSTEMS, ExperimentConfig, heldout_prompts, load_system, sample_in_chunks, training_split,
-                     write_json)
+from .config import SYSTEMS, ExperimentConfig
+from .runner import heldout_prompts, load_system, sample_in_chunks, training_split, write_json
 from .table import fmt, run_command
 
 log = logging.getLogger(__name__)
@@ -91,10 +91,10 @@ def sweep_run(config: ExperimentConfig, names: list[str], cfg_scales: list[float
         if SYSTEMS[name].kind == "retrieval":
             raise ValueError(f"{name} has no sampler to sweep: choose MaskGIT or AR systems")
         if not (out / name / "model.safetensors").exists():
-            raise ValueError(f"{name}: no checkpoint in {out}; train it with `python -m pixelcore.experiments "
+            raise ValueError(f"{name}: no checkpoint in {out}; train it with `python -m research "
                              f"run --out {out} --only {name}` first")
     if not (out / "features.safetensors").exists():
-        raise ValueError(f"{out}: no feature net; run `python -m pixelcore.experiments features` first")
+        raise ValueError(f"{out}: no feature net; run `python -m research features` first")
     grids = {name: settings_grid(SYSTEMS[name].kind, cfg_scales, schedules, randomness, transparency_delays)
              for name in names}
     net = feat.load_feature_net(out / "features.safetensors")
@@ -182,7 +182,7 @@ def render_sweep(runs: list[str | Path], out: str | Path, notes: str | Path | No
     for run in runs:
         path = run / "sweep.json"
         if not path.exists():
-            raise ValueError(f"{run}: no sweep.json; run `python -m pixelcore.experiments sweep --out {run}` first")
+            raise ValueError(f"{run}: no sweep.json; run `python -m research sweep --out {run}` first")
         data.append(json.loads(path.read_text()))
     first = data[0]
     for run, d in zip(runs[1:], data[1:]):
@@ -259,10 +259,10 @@ def render_sweep(runs: list[str | Path], out: str | Path, notes: str | Path | No
         saved = run / "experiment_config.json"
         config = json.loads(saved.read_text()) if saved.exists() else {}
         parts.append(run_command(config, run.as_posix()) + f" --only {' '.join(names)} --no-speed")
-        parts.append(f"python -m pixelcore.experiments sweep --out {run.as_posix()}"
+        parts.append(f"python -m research sweep --out {run.as_posix()}"
                      f"{' --quick' if config.get('quick') else ''} --seed {d['seed']} --only {' '.join(names)}"
                      f" {grid}")
-    parts += [f"python -m pixelcore.experiments sweep-table --runs {' '.join(r.as_posix() for r in runs)} "
+    parts += [f"python -m research sweep-table --runs {' '.join(r.as_posix() for r in runs)} "
               f"--out {Path(out).as_posix()}" + (f" --notes {Path(notes).as_posix()}" if notes else ""), "```", ""]
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

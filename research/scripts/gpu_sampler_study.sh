@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
-# The sampler study of docs/quick/SAMPLER.md at the GPU table's size and budget, in one command that fits one
+# The sampler study of research/reports/quick/SAMPLER.md at the GPU table's size and budget, in one command that fits one
 # device call (issue #4: does MaskGIT's out-of-sample win on FD over AR hold at the full budget? It does not:
-# docs/SAMPLER.md).
+# research/reports/SAMPLER.md).
 #
 # Three seeds of the default design (`no_tv`) and the AR baseline, the shipped 12M preset, an equal step
 # budget (STEPS, default 2800: what MaskGIT reached in the GPU table's 4 minutes), every training side by side
 # on one device; then every run swept over the sampling grid, and the sweep page rendered. The checkpoints are
 # too large to bring back from a device machine, so everything that reads them runs here.
 #
-#   bash scripts/gpu_sampler_study.sh [RUNS] [PAGE]     (defaults: runs/gpu_sampler, RUNS/SAMPLER.md)
+#   bash research/scripts/gpu_sampler_study.sh [RUNS] [PAGE]     (defaults: runs/gpu_sampler, RUNS/SAMPLER.md)
 #
 # Settings (environment): DEVICE (cuda), STEPS (2800), MINUTES (4: a time cap per system on top of STEPS),
 # SEEDS ("0 1 2"), THREADS (2 torch threads per process), QUICK (empty; "--quick" for the quick models, as a
@@ -23,19 +23,19 @@
 #
 # A rehearsal on a CPU (2 cores: 7 minutes):
 #   DEVICE=cpu QUICK=--quick STEPS=20 FEATURE_STEPS=20 SEEDS="0 1" CFGS=3 SCHEDS=early RANDS=2 REPEATS=1 \
-#       PACK=/tmp/rehearsal/pack bash scripts/gpu_sampler_study.sh /tmp/rehearsal/runs
+#       PACK=/tmp/rehearsal/pack bash research/scripts/gpu_sampler_study.sh /tmp/rehearsal/runs
 # On a device machine (one call; the data and open_clip's wheels travel with it; the step before the bundle is
 # cut at 9 minutes so the bundle of what finished still comes back, and each sweep keeps every setting it
 # scored):
 #   pip download open_clip_torch ftfy wcwidth --no-deps -d .whl        # here, once
 #   run(carry=["data/luanti", ".whl"], timeout_s=600, command="BUNDLE=$OUT/gpu_sampler.tgz PACK=$OUT timeout 540
-#       bash scripts/gpu_sampler_study.sh runs/gpu_sampler $OUT/SAMPLER.md; cp runs/gpu_sampler/study.log $OUT/")
+#       bash research/scripts/gpu_sampler_study.sh runs/gpu_sampler $OUT/SAMPLER.md; cp runs/gpu_sampler/study.log $OUT/")
 # Here, afterwards: tar xzf gpu_sampler.tgz; cat seed0_checkpoints.tar.* | tar xf - -C runs/gpu_sampler/seed0
-# Measured on one H200 (session 11, docs/SAMPLER.md): 8.2 minutes in all. Feature nets 37 s; training 5.0
+# Measured on one H200 (session 11, research/reports/SAMPLER.md): 8.2 minutes in all. Feature nets 37 s; training 5.0
 # minutes (the 4-minute cap stopped all six first: `no_tv` at 2,474-2,522 steps, AR at 2,383-2,387; each
 # run's own scoring included); the study's setting 47 s; the wider grid 96 s. What came back: 7 files, 50 MB.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 RUNS=${1:-runs/gpu_sampler}
 PAGE=${2:-$RUNS/SAMPLER.md}
 PY=${PYTHON:-python3}
@@ -70,7 +70,7 @@ wait_all() {  # waits for every background job; fails if any did
 stamp "feature nets: seeds $SEEDS"
 pids=()
 for seed in $SEEDS; do
-    "$PY" -m pixelcore.experiments features --out "$RUNS/seed$seed" --seed "$seed" "${common[@]}" \
+    "$PY" -m research features --out "$RUNS/seed$seed" --seed "$seed" "${common[@]}" \
         > "$RUNS/features_seed$seed.log" 2>&1 &
     pids+=($!)
 done
@@ -80,7 +80,7 @@ stamp "training no_tv and ar, ${STEPS:-2800} steps each (cap ${MINUTES:-4} min),
 pids=()
 for seed in $SEEDS; do
     for name in no_tv ar; do
-        "$PY" -m pixelcore.experiments run --out "$RUNS/seed$seed" --seed "$seed" --only "$name" --no-speed \
+        "$PY" -m research run --out "$RUNS/seed$seed" --seed "$seed" --only "$name" --no-speed \
             --max-steps "${STEPS:-2800}" --minutes-per-system "${MINUTES:-4}" "${common[@]}" \
             > "$RUNS/train_seed${seed}_$name.log" 2>&1 &
         pids+=($!)
@@ -121,7 +121,7 @@ sweep_all() {  # $1 guidance scales, $2 schedules, $3 randomness values, $4 syst
     local pids=()
     for seed in $SEEDS; do
         # shellcheck disable=SC2086
-        "$PY" -m pixelcore.experiments sweep --out "$RUNS/seed$seed" --seed "$seed" --only $4 --skip-scored \
+        "$PY" -m research sweep --out "$RUNS/seed$seed" --seed "$seed" --only $4 --skip-scored \
             --cfg-scales $1 --guidance-schedules $2 --randomness-values $3 --repeats "${REPEATS:-3}" \
             "${common[@]}" >> "$RUNS/sweep_seed$seed.log" 2>&1 &
         pids+=($!)
@@ -137,5 +137,5 @@ sweep_all "${CFGS:-1.5 3}" "${SCHEDS:-constant linear}" "$RANDS" "ar no_tv"
 stamp "page"
 runs=()
 for seed in $SEEDS; do runs+=("$RUNS/seed$seed"); done
-"$PY" -m pixelcore.experiments sweep-table --runs "${runs[@]}" --out "$PAGE"
+"$PY" -m research sweep-table --runs "${runs[@]}" --out "$PAGE"
 stamp "done: $PAGE"

@@ -12,7 +12,7 @@ and every model compared here is asked for the held-out textures by their captio
 
 Usage (after ``python -m pixelcore train --data PACK --holdout 0.1 --init-from default ...``)::
 
-    python -m pixelcore.experiments adapt --pack PACK --out runs/adapt default runs/mine/model.safetensors
+    python -m research adapt --pack PACK --out runs/adapt default runs/mine/model.safetensors
 """
 
 from __future__ import annotations
@@ -23,12 +23,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ..checkpoint import default_model_path, load_model
-from ..evaluate import PromptSpec, copy_references, evaluate, load_prompts, model_generator, score_samples
-from ..images import save_grid
-from ..train import TrainingSet
+from pixelcore.checkpoint import default_model_path, load_model
+from pixelcore.evaluate import PromptSpec, copy_references, evaluate, load_prompts, model_generator, score_samples
+from pixelcore.images import save_grid
+from pixelcore.train import TrainingSet
 from . import features as feat
-from .runner import ExperimentConfig, heldout_prompts, prepare_features, training_split
+from .config import ExperimentConfig
+from .runner import heldout_prompts, prepare_features, training_split
 
 log = logging.getLogger(__name__)
 

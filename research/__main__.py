@@ -1,4 +1,4 @@
-"""Command line: ``python -m pixelcore.experiments COMMAND``, one of run, features, eval, speed, table,
+"""Command line: ``python -m research COMMAND``, one of run, features, eval, speed, table,
 replicates, sweep, sweep-table, adapt and cost."""
 
 from __future__ import annotations
@@ -12,15 +12,16 @@ from pathlib import Path
 
 import torch
 
-from ..sampling import GUIDANCE_SCHEDULES
+from pixelcore.sampling import GUIDANCE_SCHEDULES
 from .adapt import adapt_report
 from .cost import render_cost, training_cost
-from .runner import SYSTEMS, ExperimentConfig, evaluate_system, measure_speed, prepare_features, run
+from .config import SYSTEMS, ExperimentConfig
+from .runner import evaluate_system, measure_speed, prepare_features, run
 from .replicates import render_replicates
 from .sweep import render_sweep, sweep_run
 from .table import render
 
-log = logging.getLogger("pixelcore.experiments")
+log = logging.getLogger("research")
 
 
 def _add_config_args(parser: argparse.ArgumentParser) -> None:
@@ -42,7 +43,7 @@ def _config(args: argparse.Namespace) -> ExperimentConfig:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pixelcore.experiments", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m research", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     r = sub.add_parser(
         "run", help="train (if needed), evaluate and time the systems; render <out>/RESULTS.md"
@@ -61,11 +62,11 @@ def main(argv: list[str] | None = None) -> int:
         _add_config_args(sub.add_parser(name, help=text))
     t = sub.add_parser("table", help="render the results markdown")
     t.add_argument("--runs", default="runs/experiments")
-    t.add_argument("--out", default="docs/RESULTS.md")
+    t.add_argument("--out", default="research/reports/RESULTS.md")
     t.add_argument("--notes", help="a hand-written markdown file to include above the findings")
     p = sub.add_parser("replicates", help="summarise runs of one experiment with different seeds")
     p.add_argument("--runs", nargs="+", required=True, help="the runs' directories (at least two per sampling setting)")
-    p.add_argument("--out", default="docs/quick/REPLICATES.md")
+    p.add_argument("--out", default="research/reports/quick/REPLICATES.md")
     p.add_argument("--notes", help="a hand-written markdown file to include above the verdicts")
     w = sub.add_parser("sweep", help="score trained systems over a grid of sampling settings (<out>/sweep.json)")
     _add_config_args(w)
@@ -81,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     wt = sub.add_parser("sweep-table",
                         help="render the sampler sweep of several runs (each checked with the others' pick)")
     wt.add_argument("--runs", nargs="+", required=True, help="swept runs (at least two, other seeds)")
-    wt.add_argument("--out", default="docs/quick/SAMPLER.md")
+    wt.add_argument("--out", default="research/reports/quick/SAMPLER.md")
     wt.add_argument("--notes", help="a hand-written markdown file to include above the comparison")
     a = sub.add_parser("adapt", help="score models on a pack's held-out textures (after a fine-tune on the rest)")
     a.add_argument("models", nargs="+", help="release .safetensors files ('default' = the shipped model)")

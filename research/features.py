@@ -29,8 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..checkpoint import read_safetensors, write_safetensors
-from ..data import TextureRecord
+from pixelcore.checkpoint import read_safetensors, write_safetensors
+from pixelcore.data import TextureRecord
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Rounds x guidance x schedule x temperature x randomness sweep of a model on the public and novel prompt sets;
-# prints one line per setting. Usage: bash scripts/sweep_sampling.sh [MODEL] [OUT] [SEEDS]   (defaults: shipped
+# prints one line per setting. Usage: bash research/scripts/sweep_sampling.sh [MODEL] [OUT] [SEEDS]   (defaults: shipped
 # model, runs/sweep, 8). Values: STEPS (default "10": decoding rounds), CFGS ("1.5 2.5 4"), SCHEDS ("constant",
 # as every sweep before the sampler's default became "early": the guidance schedules, see sampling.py), TEMPS
 # ("0.5 0.7 1.0"), RANDS ("2": MaskGIT's randomness).

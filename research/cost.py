@@ -16,12 +16,12 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from ..bench import count_flops, timed
-from ..model import PixelModel
-from ..palette import Palette
-from ..train import MaskedTokenModel
+from pixelcore.bench import count_flops, timed
+from pixelcore.model import PixelModel
+from pixelcore.palette import Palette
+from pixelcore.train import MaskedTokenModel
 from .ar import ARModel
-from .runner import SYSTEMS, ExperimentConfig
+from .config import SYSTEMS, ExperimentConfig
 
 log = logging.getLogger(__name__)
 

@@ -21,14 +21,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..captions import random_caption
-from ..checkpoint import read_safetensors, write_safetensors
-from ..losses import maskgit_loss, palette_features, token_weights
-from ..model import PixelConfig
-from ..palette import Palette
-from ..sampling import guidance_scale
-from ..text import build_text_encoder, check_prompts
-from ..train import TrainConfig, pick_device, prepare_data
+from pixelcore.captions import random_caption
+from pixelcore.checkpoint import read_safetensors, write_safetensors
+from pixelcore.losses import maskgit_loss, palette_features, token_weights
+from pixelcore.model import PixelConfig
+from pixelcore.palette import Palette
+from pixelcore.sampling import guidance_scale
+from pixelcore.text import build_text_encoder, check_prompts
+from pixelcore.train import TrainConfig, pick_device, prepare_data
 
 log = logging.getLogger(__name__)
 

@@ -20,11 +20,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..captions import random_caption
-from ..checkpoint import read_safetensors, write_safetensors
-from ..model import PixelConfig
-from ..text import build_text_encoder, check_prompts
-from ..train import TrainConfig, pick_device, prepare_data
+from pixelcore.captions import random_caption
+from pixelcore.checkpoint import read_safetensors, write_safetensors
+from pixelcore.model import PixelConfig
+from pixelcore.text import build_text_encoder, check_prompts
+from pixelcore.train import TrainConfig, pick_device, prepare_data
 from .features import TextureEncoder, texture_input
 
 log = logging.getLogger(__name__)

@@ -2,9 +2,9 @@
 # The quick setting on a pack the shipped model has never seen (README, "Your own pack"): fine-tune the shipped
 # model on 90% of famfamfam's Silk icons (1,000 16x16 icons, CC BY 3.0, Debian package famfamfam-silk) for
 # MINUTES on the CPU, mix it 1:1 with the shipped model, then score all three on the held-out 10%.
-# Usage: bash scripts/adapt_silk.sh   (THREADS=1 as measured; MINUTES=55; needs apt-get and Debian's archive)
+# Usage: bash research/scripts/adapt_silk.sh   (THREADS=1 as measured; MINUTES=55; needs apt-get and Debian's archive)
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 PY="${PYTHON:-python}"
 OUT="${OUT:-runs/silk}"
 mkdir -p "$OUT/deb" data
@@ -19,5 +19,5 @@ export OMP_NUM_THREADS="${THREADS:-1}"
     --max-minutes "${MINUTES:-55}" --save-every 250 --sample-every 500 --device cpu
 "$PY" -m pixelcore average pixelcore/weights/pixelcore_default.safetensors "$OUT/ft/model.safetensors" \
     --weights 1 1 -o "$OUT/mix.safetensors"
-"$PY" -m pixelcore.experiments adapt --pack data/silk --out "$OUT/adapt" --holdout 0.1 --seed 0 \
+"$PY" -m research adapt --pack data/silk --out "$OUT/adapt" --holdout 0.1 --seed 0 \
     default "$OUT/ft/model.safetensors" "$OUT/mix.safetensors"

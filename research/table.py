@@ -1,4 +1,4 @@
-"""Renders an experiment directory as ``docs/RESULTS.md``: one table of every system x every metric, the
+"""Renders an experiment directory as ``research/reports/RESULTS.md``: one table of every system x every metric, the
 reference distances, sample grids, the findings the numbers support, and the commands that regenerate it."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import shutil
 from dataclasses import asdict, fields
 from pathlib import Path
 
-from ..sampling import DEFAULT_RANDOMNESS
-from .runner import SYSTEMS, ExperimentConfig
+from pixelcore.sampling import DEFAULT_RANDOMNESS
+from .config import SYSTEMS, ExperimentConfig
 
 # (metrics.json key, column title, better: "high", "low" or "" for no direction)
 COLUMNS = (
@@ -38,18 +38,19 @@ REFERENCES = (
 COMMANDS = """\
 ```bash
 # everything: feature net, 7 systems (one after another), evaluation, speed, then the table
-python -m pixelcore.experiments run --out runs/experiments [--quick] [--device cuda] [--minutes-per-system M]
+python -m research run --out runs/experiments [--quick] [--device cuda] [--minutes-per-system M]
 # the same with the systems trained side by side (each child gets cpu_count / jobs threads)
-python -m pixelcore.experiments run --out runs/experiments --jobs 7 [--device cuda]
+python -m research run --out runs/experiments --jobs 7 [--device cuda]
 # or by hand, one process per system, then speed (one process: comparable timings) and the table
-python -m pixelcore.experiments features --out runs/experiments
-python -m pixelcore.experiments run --out runs/experiments --only maskgit --no-speed   # ... one per system
-python -m pixelcore.experiments eval --out runs/experiments [--only ar]   # re-score existing checkpoints
-python -m pixelcore.experiments speed --out runs/experiments
-python -m pixelcore.experiments table --runs runs/experiments --out docs/RESULTS.md [--notes docs/notes/results.md]
+python -m research features --out runs/experiments
+python -m research run --out runs/experiments --only maskgit --no-speed   # ... one per system
+python -m research eval --out runs/experiments [--only ar]   # re-score existing checkpoints
+python -m research speed --out runs/experiments
+python -m research table --runs runs/experiments --out research/reports/RESULTS.md \
+    [--notes research/reports/notes/results.md]
 # replicates: the same study with other seeds (each its own --out), summarised with mean ± sd and win counts
-python -m pixelcore.experiments run --out runs/experiments_seed1 --seed 1 [--quick] ...
-python -m pixelcore.experiments replicates --runs runs/experiments runs/experiments_seed1 ... --out REPLICATES.md \
+python -m research run --out runs/experiments_seed1 --seed 1 [--quick] ...
+python -m research replicates --runs runs/experiments runs/experiments_seed1 ... --out REPLICATES.md \
     [--notes NOTES.md]
 ```"""
 
@@ -61,7 +62,7 @@ METHOD = """\
 - **colour / kind adherence, unique colours, isolated px, diversity, copy rate**: as defined in
   `pixelcore.evaluate.score_samples`. Copy rate = share of samples pixel-identical to a training texture
   (hue-shifted copies included, as the models saw them).
-- **FD / KID** (`pixelcore/experiments/features.py`): a fixed share of real textures (`--holdout`, default
+- **FD / KID** (`research/features.py`): a fixed share of real textures (`--holdout`, default
   10%, seeded) is held out of every system's training. Each system generates one texture per held-out
   texture, from an English caption of it (same templates as training). Both sets go through a small CNN
   trained once per experiment directory on the training split only (classifies kind, dominant colour word
@@ -128,7 +129,7 @@ def scored_sampling(metrics: dict[str, dict], config: dict, where: str | Path = 
         seen = [str(x) for x in sorted(shared)] + [f"MaskGIT randomness {r}, transparency delay {d}"
                                                    for r, d in sorted(choice)]
         raise ValueError(f"{where}: its systems were scored with different sampling settings {seen}; "
-                         "re-score them together with `python -m pixelcore.experiments eval`")
+                         "re-score them together with `python -m research eval`")
     cfg_scale, temperature, schedule = shared.pop() if shared else (
         run_setting["cfg_scale"], run_setting["temperature"], run_setting["guidance_schedule"])
     return cfg_scale, temperature, schedule, *(choice.pop() if choice else (None, None))
@@ -284,14 +285,15 @@ def run_command(config: dict, out: str = "runs/experiments") -> str:
     for key, value in config.items():
         if key in known and key not in _PATH_SETTINGS and key != "quick" and value != default[key]:
             flags.append(f"--{key.replace('_', '-')} {value}")
-    return " ".join([f"python -m pixelcore.experiments run --out {out}", *flags])
+    return " ".join([f"python -m research run --out {out}", *flags])
 
 
 def render(runs: str | Path, out: str | Path, notes: str | Path | None = None) -> Path:
     """Writes the markdown report for ``runs`` to ``out`` and copies the grids to ``<out dir>/results/``.
 
     A hand-written ``notes`` markdown file (what the grids show, caveats of the run) goes above the findings;
-    keep it beside the report (``docs/notes/``), not in the run directory, so the report can be rendered again.
+    keep it beside the report (``research/reports/notes/``), not in the run directory, so the report can be
+    rendered again.
 
     Raises:
         ValueError: for a run directory with no scored system, or a missing notes file.
@@ -302,7 +304,7 @@ def render(runs: str | Path, out: str | Path, notes: str | Path | None = None) -
     metrics, refs, speed, config = load_run(runs)
     if not metrics:
         raise ValueError(
-            f"{runs}: no <system>/metrics.json yet; run `python -m pixelcore.experiments run` first"
+            f"{runs}: no <system>/metrics.json yet; run `python -m research run` first"
         )
     grid_dir = out.parent / "results"
     grid_dir.mkdir(parents=True, exist_ok=True)
@@ -380,7 +382,7 @@ def render(runs: str | Path, out: str | Path, notes: str | Path | None = None) -
         "",
         "This table's settings (add `--jobs N` to train N systems side by side):",
         "",
-        f"```bash\n{run_command(config, runs.as_posix())}\npython -m pixelcore.experiments table --runs "
+        f"```bash\n{run_command(config, runs.as_posix())}\npython -m research table --runs "
         f"{runs.as_posix()} --out {out.as_posix()}" + (f" --notes {Path(notes).as_posix()}" if notes else "")
         + "\n```",
         "",

@@ -8,7 +8,7 @@ pair of systems in how many runs one beat the other. Runs are grouped by the sam
 (a copy of a run re-scored with ``eval --cfg-scale ... --temperature ...`` is its own entry). A design
 choice is called helpful on a metric only where it won in every replicate.
 
-``python -m pixelcore.experiments replicates --runs DIR DIR ... --out docs/quick/REPLICATES.md``
+``python -m research replicates --runs DIR DIR ... --out research/reports/quick/REPLICATES.md``
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from .runner import SYSTEMS
+from .config import SYSTEMS
 from .table import (COLUMNS, REFERENCES, REPEATED_DISTANCES, describe_sampling, improvement, load_run,
                     reference_values, run_command, sampling_settings, scored_sampling)
 
@@ -45,7 +45,7 @@ def load_replicates(runs: list[str | Path]) -> dict[tuple, list[dict]]:
     for run in map(Path, runs):
         metrics, refs, _, config = load_run(run)
         if not metrics:
-            raise ValueError(f"{run}: no <system>/metrics.json; run `python -m pixelcore.experiments run` first")
+            raise ValueError(f"{run}: no <system>/metrics.json; run `python -m research run` first")
         loaded.append({"run": run, "config": config, "metrics": metrics, "refs": refs,
                        "sampling": scored_sampling(metrics, config, run)})
     for key in _SHARED:
@@ -207,12 +207,12 @@ def render_replicates(runs: list[str | Path], out: str | Path, notes: str | Path
         "## Regenerating this file",
         "",
         "Runs scored at other sampling settings are copies of a trained run, re-scored with `python -m "
-        "pixelcore.experiments eval --out <copy> --cfg-scale G --temperature T` (add the run's own flags).",
+        "research eval --out <copy> --cfg-scale G --temperature T` (add the run's own flags).",
         "",
         "```bash",
         *[run_command({**r["config"], **sampling_settings(r["sampling"])}, r["run"].as_posix())
           for r in everything],
-        "python -m pixelcore.experiments replicates --runs "
+        "python -m research replicates --runs "
         + " ".join(r["run"].as_posix() for r in everything) + f" --out {Path(out).as_posix()}"
         + (f" --notes {Path(notes).as_posix()}" if notes else ""),
         "```",
