@@ -11,7 +11,8 @@ import torch
 from .checkpoint import default_model_path, load_model
 from .losses import LossConfig, maskgit_loss, palette_features, token_weights
 from .sampling import DEFAULT_GUIDANCE_SCHEDULE, encode_prompt, sample
-from .train import MaskedTokenModel, mask_batch
+from .model import MaskedTokenModel
+from .schedule import mask_batch
 
 log = logging.getLogger(__name__)
 

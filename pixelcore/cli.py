@@ -25,7 +25,7 @@ log = logging.getLogger("pixelcore")
 
 
 def _device(name: str) -> torch.device:
-    from .train import pick_device
+    from .devices import pick_device
 
     return pick_device(name)
 
@@ -79,7 +79,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from .losses import LossConfig
-    from .train import TrainConfig, train
+    from .train import train
+    from .train_config import TrainConfig
 
     loss = LossConfig(weighting=not args.no_weighting, tv_weight=args.tv_weight, max_weight=args.max_weight,
                       split_alpha=args.split_alpha)

@@ -273,3 +273,16 @@ class PixelModel(nn.Module):
     def forward(self, tokens: torch.Tensor, cond: torch.Tensor, cond_mask: torch.Tensor) -> torch.Tensor:
         """Logits (B, G, G, V) for tokens (B, G, G) and projected text (B, L, D) with its mask (B, L)."""
         return self.decode(tokens, self.text_states(cond, cond_mask))
+
+
+class MaskedTokenModel(nn.Module):
+    """Wraps text encoding, condition dropout and the grid model into one forward, as DDP needs."""
+
+    def __init__(self, model: PixelModel):
+        super().__init__()
+        self.model = model
+
+    def forward(self, text_ids: torch.Tensor, tokens: torch.Tensor, drop: torch.Tensor) -> torch.Tensor:
+        features, mask = self.model.text_encoder(text_ids)
+        cond, cond_mask = self.model.condition(features, mask, drop)
+        return self.model(tokens, cond, cond_mask)

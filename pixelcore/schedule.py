@@ -45,3 +45,16 @@ def tokens_to_keep_masked(step: int, steps: int, initial_unknown: torch.Tensor, 
     keep = torch.floor(initial_unknown.float() * ratio).long()
     upper = (current_unknown - 1).clamp(min=0)
     return torch.minimum(keep.clamp(min=1), upper)
+
+
+def mask_batch(tokens: torch.Tensor, mask_token: int, schedule: str, generator: torch.Generator
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Masks a random share of each grid (B, G, G) drawn from the schedule; returns (inputs, masked)."""
+    B = tokens.shape[0]
+    ratio = training_mask_ratio(B, schedule, generator)  # (B,)
+    n_cells = tokens[0].numel()
+    n_masked = (ratio * n_cells).ceil().clamp(1, n_cells).long()
+    scores = torch.rand(B, n_cells, generator=generator)
+    ranks = scores.argsort(1).argsort(1)
+    masked = (ranks < n_masked[:, None]).reshape(tokens.shape).to(tokens.device)
+    return tokens.masked_fill(masked, mask_token), masked

@@ -26,7 +26,7 @@ import numpy as np
 from pixelcore.checkpoint import default_model_path, load_model
 from pixelcore.evaluate import PromptSpec, copy_references, evaluate, load_prompts, model_generator, score_samples
 from pixelcore.images import save_grid
-from pixelcore.train import TrainingSet
+from pixelcore.dataset import TrainingSet
 from . import features as feat
 from .config import ExperimentConfig
 from .runner import heldout_prompts, prepare_features, training_split

@@ -28,7 +28,9 @@ from pixelcore.model import PixelConfig
 from pixelcore.palette import Palette
 from pixelcore.sampling import guidance_scale
 from pixelcore.text import build_text_encoder, check_prompts
-from pixelcore.train import TrainConfig, pick_device, prepare_data
+from pixelcore.dataset import prepare_data
+from pixelcore.devices import pick_device
+from pixelcore.train_config import TrainConfig
 
 log = logging.getLogger(__name__)
 

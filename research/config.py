@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pixelcore.losses import LossConfig
 from pixelcore.sampling import DEFAULT_CFG, DEFAULT_RANDOMNESS, DEFAULT_STEPS, DEFAULT_TRANSPARENCY_DELAY
-from pixelcore.train import TrainConfig
+from pixelcore.train_config import TrainConfig
 
 
 @dataclass

@@ -19,7 +19,7 @@ import torch
 from pixelcore.bench import count_flops, timed
 from pixelcore.model import PixelModel
 from pixelcore.palette import Palette
-from pixelcore.train import MaskedTokenModel
+from pixelcore.model import MaskedTokenModel
 from .ar import ARModel
 from .config import SYSTEMS, ExperimentConfig
 

@@ -24,7 +24,9 @@ from pixelcore.captions import random_caption
 from pixelcore.checkpoint import read_safetensors, write_safetensors
 from pixelcore.model import PixelConfig
 from pixelcore.text import build_text_encoder, check_prompts
-from pixelcore.train import TrainConfig, pick_device, prepare_data
+from pixelcore.dataset import prepare_data
+from pixelcore.devices import pick_device
+from pixelcore.train_config import TrainConfig
 from .features import TextureEncoder, texture_input
 
 log = logging.getLogger(__name__)

@@ -38,7 +38,9 @@ from pixelcore.files import atomic_write
 from pixelcore.images import save_grid
 from pixelcore.palette import Palette
 from pixelcore.sampling import encode_prompt, sample
-from pixelcore.train import TrainConfig, prepare_data, train
+from pixelcore.dataset import prepare_data
+from pixelcore.train import train
+from pixelcore.train_config import TrainConfig
 from . import features as feat
 from .ar import load_ar, sample_ar, train_ar
 from .config import SYSTEMS, ExperimentConfig

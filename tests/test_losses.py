@@ -5,7 +5,7 @@ import torch.nn.functional as F
 
 from pixelcore.losses import LossConfig, maskgit_loss, palette_features, token_weights
 from pixelcore.model import PixelConfig, PixelModel
-from pixelcore.train import mask_batch
+from pixelcore.schedule import mask_batch
 
 from conftest import TEXTURES, make_texture
 

@@ -57,7 +57,7 @@ def test_train_writes_a_run_and_resumes(tmp_path, texture_dir, caplog):
     # Two resumed copies of the run continue from step 6 and agree with each other.
     copy = tmp_path / "copy"
     shutil.copytree(out, copy)
-    with caplog.at_level(logging.INFO, logger="pixelcore.train"):
+    with caplog.at_level(logging.INFO, logger="pixelcore"):
         train(_config(texture_dir, out, steps=8, resume=True))
     assert "at step 6" in caplog.text
     assert json.loads((out / "progress.json").read_text())["step"] == 8
@@ -176,7 +176,7 @@ def test_kept_checkpoints_average_into_one_release_file(tmp_path, texture_dir):
 
 def test_caption_bank_adds_generic_captions_only_when_asked():
     from pixelcore.data import TextureRecord
-    from pixelcore.train import CaptionBank
+    from pixelcore.dataset import CaptionBank
 
     rec = TextureRecord(np.zeros((16, 16, 4), np.uint8), "diamond sword", "red", "item", "red diamond sword", "x")
     def tokenize(texts):
@@ -188,7 +188,7 @@ def test_caption_bank_adds_generic_captions_only_when_asked():
 
 def test_caption_bank_marks_the_kind_of_names_found_as_item_and_block():
     from pixelcore.data import TextureRecord
-    from pixelcore.train import CaptionBank
+    from pixelcore.dataset import CaptionBank
 
     def rec(name, kind):
         return TextureRecord(np.zeros((16, 16, 4), np.uint8), name, "green", kind, f"green {name}", "x")
@@ -215,7 +215,7 @@ def test_caption_bank_marks_the_kind_of_names_found_as_item_and_block():
 
 def test_record_weights_boost_names_found_as_item_and_block():
     from pixelcore.data import TextureRecord
-    from pixelcore.train import record_weights
+    from pixelcore.dataset import record_weights
 
     def rec(name, kind):
         return TextureRecord(np.zeros((16, 16, 4), np.uint8), name, None, kind, name, "x")
@@ -239,7 +239,7 @@ def test_train_with_kind_captions_and_pair_boost(tmp_path, texture_dir, caplog):
     rows = [{**r, "name": "leaves", "color": "green", "kind": "block"} if r["file_name"] == "leaves.png" else r
             for r in rows]
     (data / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    with caplog.at_level(logging.INFO, logger="pixelcore.train"):
+    with caplog.at_level(logging.INFO, logger="pixelcore"):
         path = train(_config(data, tmp_path / "run", steps=2, sample_every=0, kind_captions=True,
                              kind_pair_boost=2.0, hue_shifts=()))
     assert path.exists()
@@ -252,7 +252,7 @@ def test_train_with_kind_captions_and_pair_boost(tmp_path, texture_dir, caplog):
 
 
 def test_train_with_colour_balanced_augmentation(tmp_path, texture_dir, caplog):
-    with caplog.at_level(logging.INFO, logger="pixelcore.train"):
+    with caplog.at_level(logging.INFO, logger="pixelcore"):
         train(_config(texture_dir, tmp_path / "run", steps=1, sample_every=0, hue_targets=True,
                       generic_captions=True))
     line = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("training set:"))
