@@ -4,88 +4,22 @@ Masks follow ComfyUI's mask editor: 1 = repaint this pixel. (Core Load Image als
 1 - alpha: connected to Inpaint, that mask repaints the transparent pixels.)
 """
 
-from dataclasses import dataclass
-
 import torch
 
-import comfy.model_management
-import comfy.utils
 from pixelcore import editing
-from pixelcore.palette import Palette
-from pixelcore.sampling import (DEFAULT_CFG, DEFAULT_GUIDANCE_SCHEDULE, DEFAULT_MIN_CUTOUT, DEFAULT_STEPS,
-                                DEFAULT_TEMPERATURE, MAX_CFG, MAX_STEPS, MAX_TEMPERATURE)
 
-from .image_nodes import image_mask_to_rgba
-from .model_nodes import COND, GUIDANCE_SCHEDULE_IN, MAX_NODE_BATCH, MODEL, TOKENS, PixelTokens, spread
+from .common import (COND_IN, GRID, GUIDANCE_SCHEDULE_IN, LOCK, LOCK_IN, MAX_NODE_BATCH, MODEL_IN, SAMPLER, SAMPLING,
+                     SEAMLESS_IN, TOKENS, TOKENS_IN, PaletteLockSpec, PixelTokens, batch_mask, image_mask_to_rgba,
+                     intermediate, run_on_device, same_palette, sampler_config, spread, tip)
 
-LOCK = "PIXEL_PALETTE_LOCK"
-GRID = 16
 MAX_VARIANTS = 32
-
-
-@dataclass
-class PaletteLockSpec:
-    """The PIXEL_PALETTE_LOCK wire: the palette entries sampling may use (transparent always may)."""
-
-    allowed: torch.Tensor  # (K,) long palette indices
-    palette: Palette
-
-
-def _tip(text):
-    return {"tooltip": text}
-
-
-MODEL_IN = (MODEL, _tip("The model from Load PixelCore Model."))
-COND_IN = (COND, _tip("The encoded prompt from Encode Prompt."))
-TOKENS_IN = (TOKENS, _tip("Token grids, e.g. from MaskGIT Sample or Image To Tokens."))
-LOCK_IN = (LOCK, _tip("Optional palette lock from PixelCore Palette Lock: new pixels use only its colours."))
-SEAMLESS_IN = ("BOOLEAN", {"default": False, "tooltip": "Wrap the network around the tile's edges so the "
-                                                       "texture tiles without seams (for blocks)."})
-SAMPLING = {
-    "seed": ("INT", {"default": 0, "min": 0, "max": 0xffffffffffffffff, "control_after_generate": True,
-                     "tooltip": "Random seed; the same seed gives the same result."}),
-    "steps": ("INT", {"default": DEFAULT_STEPS, "min": 1, "max": MAX_STEPS, "tooltip": "Decoding steps."}),
-    "cfg": ("FLOAT", {"default": DEFAULT_CFG, "min": 0.0, "max": MAX_CFG, "step": 0.1, "round": 0.01,
-                      "tooltip": "Prompt guidance in the first rounds, which fix the shape and colours: "
-                                 "1 = none, higher follows the prompt more closely."}),
-    "temperature": ("FLOAT", {"default": DEFAULT_TEMPERATURE, "min": 0.01, "max": MAX_TEMPERATURE, "step": 0.05,
-                              "round": 0.01, "tooltip": "Colour randomness: lower is safer."}),
-}
-
-
-def _same_palette(palette: Palette, model, what: str) -> None:
-    if not torch.equal(palette.colors, model.palette.colors):
-        raise ValueError(f"The {what} was made with another model's palette: use the same model, or decode "
-                         f"it and convert it back with PixelCore Image To Tokens.")
 
 
 def _allowed(model, palette_lock):
     if palette_lock is None:
         return None
-    _same_palette(palette_lock.palette, model, "palette lock")
+    same_palette(palette_lock.palette, model, "palette lock")
     return palette_lock.allowed
-
-
-def _run(model, steps, seed, fn):
-    """Runs fn(generator, callback) on the ComfyUI device with progress and cancel, then offloads."""
-    mm = comfy.model_management
-    progress = comfy.utils.ProgressBar(steps)
-
-    def on_step(step, total):
-        mm.throw_exception_if_processing_interrupted()
-        progress.update_absolute(step, total)
-
-    model.to(mm.get_torch_device())
-    try:
-        return fn(torch.Generator("cpu").manual_seed(seed), on_step).to(mm.intermediate_device())
-    finally:
-        model.to(mm.unet_offload_device())
-        mm.soft_empty_cache()
-
-
-def _settings(steps, cfg, temperature, guidance_schedule, generator, callback):
-    return dict(steps=steps, cfg_scale=cfg, temperature=temperature, guidance_schedule=guidance_schedule,
-                generator=generator, callback=callback)
 
 
 class ImageToTokens:
@@ -101,14 +35,13 @@ class ImageToTokens:
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {"model": MODEL_IN,
-                             "image": ("IMAGE", _tip("A 16x16 texture, e.g. from Load Image."))},
-                "optional": {"mask": ("MASK", _tip("Transparency as Load Image makes it (1 - alpha); without "
+                             "image": ("IMAGE", tip("A 16x16 texture, e.g. from Load Image."))},
+                "optional": {"mask": ("MASK", tip("Transparency as Load Image makes it (1 - alpha); without "
                                                    "it the picture is opaque."))}}
 
     def convert(self, model, image, mask=None):
         tokens = editing.image_to_tokens(image_mask_to_rgba(image, mask), model.palette, GRID)
-        return (PixelTokens(tokens.to(comfy.model_management.intermediate_device()), model.palette, [], [], 0,
-                            list(range(len(tokens)))),)
+        return (PixelTokens(intermediate(tokens), model.palette, [], [], 0, list(range(len(tokens)))),)
 
 
 class RegionMask:
@@ -130,9 +63,9 @@ class RegionMask:
                              }}
 
     def make(self, x, y, width, height):
-        mask = torch.zeros(1, GRID, GRID, device=comfy.model_management.intermediate_device())
+        mask = torch.zeros(1, GRID, GRID)
         mask[:, y:y + height, x:x + width] = 1.0
-        return (mask,)
+        return (intermediate(mask),)
 
 
 class Inpaint:
@@ -148,7 +81,7 @@ class Inpaint:
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {"model": MODEL_IN, "conditioning": COND_IN, "tokens": TOKENS_IN,
-                             "mask": ("MASK", _tip("Where to repaint (1 = regenerate), 16x16 or an "
+                             "mask": ("MASK", tip("Where to repaint (1 = regenerate), 16x16 or an "
                                                    "enlargement of it; a cell is repainted if any of its "
                                                    "pixels is >= 0.5.")),
                              **SAMPLING},
@@ -156,16 +89,16 @@ class Inpaint:
                              "guidance_schedule": GUIDANCE_SCHEDULE_IN}}
 
     def inpaint(self, model, conditioning, tokens, mask, seed, steps, cfg, temperature, seamless=False,
-                palette_lock=None, guidance_schedule=DEFAULT_GUIDANCE_SCHEDULE):
-        _same_palette(tokens.palette, model, "token grid")
+                palette_lock=None, guidance_schedule=SAMPLER.guidance_schedule):
+        same_palette(tokens.palette, model, "token grid")
+        config = sampler_config(steps, cfg, temperature, guidance_schedule)
         repaint = editing.mask_to_grid(mask.cpu(), GRID)
-        out = _run(model, steps, seed, lambda gen, cb: editing.inpaint(
-            model, conditioning, tokens.tokens, repaint, seamless=seamless,
-            allowed_tokens=_allowed(model, palette_lock),
-            **_settings(steps, cfg, temperature, guidance_schedule, gen, cb)))
+        out = run_on_device(model, steps, seed, lambda gen, cb: editing.inpaint(
+            model, conditioning, tokens.tokens, repaint, config=config, seamless=seamless,
+            allowed_tokens=_allowed(model, palette_lock), generator=gen, callback=cb))
         n = len(out)
         return (PixelTokens(out, model.palette, spread(conditioning.prompts, n, 1),
-                            spread(conditioning.negative, n, 1), seed, list(range(n))),)
+                            spread(conditioning.negative, n, 1), seed, list(range(n)), config),)
 
 
 class Variations:
@@ -190,14 +123,14 @@ class Variations:
                              "guidance_schedule": GUIDANCE_SCHEDULE_IN}}
 
     def vary(self, model, conditioning, tokens, strength, seed, steps, cfg, temperature, batch_size,
-             seamless=False, palette_lock=None, guidance_schedule=DEFAULT_GUIDANCE_SCHEDULE):
-        _same_palette(tokens.palette, model, "token grid")
-        out = _run(model, steps, seed, lambda gen, cb: editing.variations(
+             seamless=False, palette_lock=None, guidance_schedule=SAMPLER.guidance_schedule):
+        same_palette(tokens.palette, model, "token grid")
+        config = sampler_config(steps, cfg, temperature, guidance_schedule)
+        out = run_on_device(model, steps, seed, lambda gen, cb: editing.variations(
             model, conditioning, tokens.tokens, strength, batch_size=batch_size, seamless=seamless,
-            allowed_tokens=_allowed(model, palette_lock),
-            **_settings(steps, cfg, temperature, guidance_schedule, gen, cb)))
+            allowed_tokens=_allowed(model, palette_lock), config=config, generator=gen, callback=cb))
         n = len(tokens.tokens)
-        return (PixelTokens.from_batches(out, model.palette, conditioning, n, batch_size, seed),)
+        return (PixelTokens.from_batches(out, model.palette, conditioning, n, batch_size, seed, config),)
 
 
 class PaletteLock:
@@ -217,8 +150,8 @@ class PaletteLock:
                              "max_colors": ("INT", {"default": 4, "min": 0, "max": 255,
                                                     "tooltip": "Most colours allowed (0 = every colour "
                                                                "of the palette image)."})},
-                "optional": {"tokens": (TOKENS, _tip("Lock to this texture's most used colours.")),
-                             "palette_image": ("IMAGE", _tip("Lock to the colours of this image (a swatch or "
+                "optional": {"tokens": (TOKENS, tip("Lock to this texture's most used colours.")),
+                             "palette_image": ("IMAGE", tip("Lock to the colours of this image (a swatch or "
                                                              "any texture); wins over tokens."))}}
 
     def lock(self, model, max_colors, tokens=None, palette_image=None):
@@ -226,7 +159,7 @@ class PaletteLock:
             rgba = image_mask_to_rgba(palette_image, None)
             allowed = editing.lock_to_colors(model.palette, rgba, max_colors)
         elif tokens is not None:
-            _same_palette(tokens.palette, model, "token grid")
+            same_palette(tokens.palette, model, "token grid")
             if max_colors < 1:
                 raise ValueError("max_colors must be at least 1 to lock to a texture's colours.")
             allowed = editing.lock_most_used(tokens.tokens, max_colors)
@@ -255,20 +188,21 @@ class MaskGITSampleAdvanced:
                                                     "pixels: a tile with no holes (for blocks)."}),
                              "fill_stray_holes": ("BOOLEAN", {
                                  "default": True, "tooltip": "Redraw, opaque, the transparent pixels of a texture "
-                                 f"that ends under {DEFAULT_MIN_CUTOUT:.0%} transparent (stray holes in a block). "
+                                 f"that ends under {SAMPLER.min_cutout:.0%} transparent (stray holes in a "
+                                 "block). "
                                  "Off keeps small holes, e.g. windows in a block."})},
                 "optional": {"palette_lock": LOCK_IN, "guidance_schedule": GUIDANCE_SCHEDULE_IN}}
 
     def generate(self, model, conditioning, seed, steps, cfg, temperature, batch_size, seamless, opaque=False,
-                 fill_stray_holes=True, palette_lock=None, guidance_schedule=DEFAULT_GUIDANCE_SCHEDULE):
+                 fill_stray_holes=True, palette_lock=None, guidance_schedule=SAMPLER.guidance_schedule):
         count = len(conditioning) * batch_size
-        min_cutout = DEFAULT_MIN_CUTOUT if fill_stray_holes else 0.0
-        out = _run(model, steps, seed, lambda gen, cb: editing.sample_around(
-            model, conditioning, None, None, count, seamless=seamless, opaque=opaque,
-            allowed_tokens=_allowed(model, palette_lock), min_cutout=min_cutout,
-            **_settings(steps, cfg, temperature, guidance_schedule, gen, cb)))
+        config = sampler_config(steps, cfg, temperature, guidance_schedule, opaque=opaque,
+                                min_cutout=SAMPLER.min_cutout if fill_stray_holes else 0.0)
+        out = run_on_device(model, steps, seed, lambda gen, cb: editing.sample_around(
+            model, conditioning, None, None, count, config, seamless=seamless,
+            allowed_tokens=_allowed(model, palette_lock), generator=gen, callback=cb))
         n = len(conditioning)
-        return (PixelTokens.from_batches(out, model.palette, conditioning, n, batch_size, seed),)
+        return (PixelTokens.from_batches(out, model.palette, conditioning, n, batch_size, seed, config),)
 
 
 class Recolor:
@@ -294,16 +228,17 @@ class Recolor:
                 "optional": {"guidance_schedule": GUIDANCE_SCHEDULE_IN}}
 
     def recolor(self, model, tokens, variants, name, seed, steps, cfg, temperature,
-                guidance_schedule=DEFAULT_GUIDANCE_SCHEDULE):
-        _same_palette(tokens.palette, model, "token grid")
+                guidance_schedule=SAMPLER.guidance_schedule):
+        same_palette(tokens.palette, model, "token grid")
+        config = sampler_config(steps, cfg, temperature, guidance_schedule)
         prompts = editing.recolor_prompts(variants, name)
         if len(prompts) * len(tokens.tokens) > MAX_NODE_BATCH or len(prompts) > MAX_VARIANTS:
             raise ValueError(f"{len(prompts)} variants x {len(tokens.tokens)} textures is too many: give at "
                              f"most {MAX_VARIANTS} variants and {MAX_NODE_BATCH} outputs in all.")
-        out = _run(model, steps, seed, lambda gen, cb: editing.recolor(
-            model, tokens.tokens, prompts, **_settings(steps, cfg, temperature, guidance_schedule, gen, cb)))
+        out = run_on_device(model, steps, seed, lambda gen, cb: editing.recolor(
+            model, tokens.tokens, prompts, config, generator=gen, callback=cb))
         n = len(tokens.tokens)
-        return (PixelTokens(out, model.palette, prompts * n, [], seed, list(range(len(prompts))) * n),)
+        return (PixelTokens(out, model.palette, prompts * n, [], seed, list(range(len(prompts))) * n, config),)
 
 
 class TilePreview:
@@ -316,12 +251,11 @@ class TilePreview:
 
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {"image": ("IMAGE", _tip("The texture, e.g. from Palette Decode.")),
+        return {"required": {"image": ("IMAGE", tip("The texture, e.g. from Palette Decode.")),
                              "repeat": ("INT", {"default": 3, "min": 1, "max": 8,
                                                 "tooltip": "Copies per side."})},
-                "optional": {"mask": ("MASK", _tip("The texture's mask, tiled the same way."))}}
+                "optional": {"mask": ("MASK", tip("The texture's mask, tiled the same way."))}}
 
     def tile(self, image, repeat, mask=None):
-        mask = torch.zeros(image.shape[:3], device=image.device) if mask is None else mask
-        mask = mask[None] if mask.dim() == 2 else mask
+        mask = batch_mask(mask, image)
         return (image.repeat(1, repeat, repeat, 1), mask.repeat(1, repeat, repeat))

@@ -3,8 +3,8 @@
 from .checkpoint import CheckpointError, default_model_path, load_model, save_model
 from .model import PixelConfig, PixelModel
 from .palette import Palette
-from .sampling import Conditioning, encode_prompt, sample
+from .sampling import Conditioning, SamplerConfig, encode_prompt, sample
 
 __version__ = "0.1.0"
-__all__ = ["CheckpointError", "Conditioning", "Palette", "PixelConfig", "PixelModel", "default_model_path",
-           "encode_prompt", "load_model", "sample", "save_model"]
+__all__ = ["CheckpointError", "Conditioning", "Palette", "PixelConfig", "PixelModel", "SamplerConfig",
+           "default_model_path", "encode_prompt", "load_model", "sample", "save_model"]

@@ -10,7 +10,7 @@ import torch
 
 from .checkpoint import default_model_path, load_model
 from .losses import LossConfig, maskgit_loss, palette_features, token_weights
-from .sampling import DEFAULT_GUIDANCE_SCHEDULE, encode_prompt, sample
+from .sampling import SamplerConfig, encode_prompt, sample
 from .model import MaskedTokenModel
 from .schedule import mask_batch
 
@@ -42,9 +42,11 @@ def count_flops(fn: Callable[[], object]) -> float:
     return float(counter.get_total_flops())
 
 
-def run_benchmarks(model_path: str | None, device: torch.device, steps: int = 10, threads: int = 0,
-                   guidance_schedule: str = DEFAULT_GUIDANCE_SCHEDULE) -> dict:
-    """Measures the model at ``model_path`` (default: the shipped one) on ``device``; prints and returns numbers."""
+def run_benchmarks(model_path: str | None, device: torch.device, config: SamplerConfig | None = None,
+                   threads: int = 0) -> dict:
+    """Measures the model at ``model_path`` (default: the shipped one) on ``device`` with the sampler settings
+    ``config`` (the shipped ones when None); prints and returns numbers."""
+    config = (config or SamplerConfig()).validate()
     if threads:
         torch.set_num_threads(threads)
     model = load_model(model_path or default_model_path(), device=device)
@@ -52,8 +54,7 @@ def run_benchmarks(model_path: str | None, device: torch.device, steps: int = 10
     cond1 = encode_prompt(model, "a blue diamond sword")
 
     def draw(batch_size: int) -> None:
-        sample(model, cond1, steps=steps, batch_size=batch_size, guidance_schedule=guidance_schedule,
-               generator=gen.manual_seed(0))
+        sample(model, cond1, config, batch_size=batch_size, generator=gen.manual_seed(0))
 
     one = timed(lambda: draw(1), 5, device)
     batch32 = timed(lambda: draw(32), 2, device)
@@ -76,8 +77,8 @@ def run_benchmarks(model_path: str | None, device: torch.device, steps: int = 10
 
     step_time = timed(train_step, 3, device)
     results = {
-        "device": str(device), "threads": torch.get_num_threads(), "steps": steps,
-        "guidance_schedule": guidance_schedule, "params_M": round(model.num_params() / 1e6, 2),
+        "device": str(device), "threads": torch.get_num_threads(), "steps": config.steps,
+        "guidance_schedule": config.guidance_schedule, "params_M": round(model.num_params() / 1e6, 2),
         "mflop_per_image": round(mflop),
         "latency_1_image_ms": round(one * 1000, 1),
         "batch32_images_per_s": round(32 / batch32, 1),

@@ -1,90 +1,155 @@
-"""Command line: ``python -m pixelcore {generate,train,eval,build-luanti,bench}``."""
+"""Command line: ``python -m pixelcore {generate,train,eval,build-luanti,export,average,bench}``.
+
+Every command checks its arguments before it loads a model or reads data, so a typo costs no waiting, and
+reports bad input as one line (exit status 2), never a traceback.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import logging
+import os
+import signal
 import sys
 from dataclasses import fields
 from pathlib import Path
 
-import torch
-
-from .sampling import (DEFAULT_CFG, DEFAULT_GUIDANCE_SCHEDULE, DEFAULT_MIN_CUTOUT, DEFAULT_RANDOMNESS,
-                       DEFAULT_TEMPERATURE, DEFAULT_TRANSPARENCY_DELAY, GUIDANCE_SCHEDULES)
-
-GUIDANCE_SCHEDULE_HELP = ("constant: the full guidance scale every round; linear: no guidance while nothing is "
-                          "decided, rising to the full scale as the grid fills; early: guidance in the rounds "
-                          f"that start with under a third of the grid decided, none after (default "
-                          f"{DEFAULT_GUIDANCE_SCHEDULE})")
-RANDOMNESS_HELP = ("how freely each round picks the cells it keeps: noise on the confidences, annealed to 0 "
-                   "(0..20; 0 = most confident first)")
+from .sampling import GUIDANCE_SCHEDULES, MAX_BATCH, MAX_CFG, MAX_STEPS, MAX_TEMPERATURE, SamplerConfig
+from .train_config import PRESETS, TrainConfig
 
 log = logging.getLogger("pixelcore")
 
+SAMPLER = SamplerConfig()  # the defaults every flag below shows
+MAX_SEED = 2**64 - 1
+MAX_NAME_BYTES = 255  # the longest file name common file systems take
 
-def _device(name: str) -> torch.device:
+
+# --- shared flags ------------------------------------------------------------------------------------------
+
+def add_sampler_args(parser: argparse.ArgumentParser, opaque: bool = False) -> None:
+    """The sampling flags, their defaults taken from ``SamplerConfig``."""
+    g = parser.add_argument_group("sampling")
+    g.add_argument("--steps", type=int, default=SAMPLER.steps, help=f"decoding rounds (1..{MAX_STEPS})")
+    g.add_argument("--cfg", dest="cfg_scale", type=float, default=SAMPLER.cfg_scale,
+                   help=f"classifier-free guidance scale (0..{MAX_CFG:g}, 1 = none)")
+    g.add_argument("--temperature", type=float, default=SAMPLER.temperature,
+                   help=f"colour randomness (0.01..{MAX_TEMPERATURE:g}; lower is safer)")
+    g.add_argument("--randomness", type=float, default=SAMPLER.randomness,
+                   help="how freely each round picks the cells it keeps: noise on the confidences, annealed to "
+                        "0 (0..20; 0 = most confident first)")
+    g.add_argument("--guidance-schedule", dest="guidance_schedule", choices=GUIDANCE_SCHEDULES,
+                   default=SAMPLER.guidance_schedule,
+                   help="when guidance acts: early = only the rounds that start with under a third of the grid "
+                        "decided (they fix shape and colours); constant = every round; linear = rising from none")
+    g.add_argument("--min-cutout", dest="min_cutout", type=float, default=SAMPLER.min_cutout,
+                   help="a texture with fewer transparent pixels than this share is a block with stray holes: "
+                        "they are drawn again, opaque (0 = keep them)")
+    if opaque:
+        g.add_argument("--opaque", action="store_true",
+                       help="never draw transparent pixels: a tile with no holes (for blocks)")
+    g.add_argument("--sampler-overrides", dest="sampler_overrides", metavar="JSON",
+                   help="research settings as JSON, e.g. '{\"transparency_delay\": 1}' (see SamplerConfig)")
+
+
+def sampler_config(args: argparse.Namespace) -> SamplerConfig:
+    """The validated ``SamplerConfig`` the flags of ``add_sampler_args`` describe."""
+    values = {f.name: getattr(args, f.name) for f in fields(SamplerConfig) if hasattr(args, f.name)}
+    return SamplerConfig(**values).with_overrides(args.sampler_overrides)
+
+
+def _device(name: str):
     from .devices import pick_device
 
     return pick_device(name)
 
 
-def _add_guidance_schedule(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--guidance-schedule", dest="guidance_schedule", choices=GUIDANCE_SCHEDULES,
-                        default=DEFAULT_GUIDANCE_SCHEDULE, help=GUIDANCE_SCHEDULE_HELP)
+def _check_seed(seed: int) -> None:
+    if not 0 <= seed <= MAX_SEED:
+        raise ValueError(f"--seed must be in 0..2^64-1, got {seed}")
 
 
-def _add_transparency_delay(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--transparency-delay", dest="transparency_delay", type=float,
-                        default=DEFAULT_TRANSPARENCY_DELAY,
-                        help="keep the cells drawn transparent this much later in each round, so the silhouette "
-                             "is decided before the background (0..10; 0 = off)")
+def _check_output_png(path: Path, longest_name: str) -> None:
+    """Refuses an output path that could not be written, before any work is done."""
+    if path.suffix.lower() != ".png":
+        raise ValueError(f"{path}: the output must be a .png file")
+    for name in (path.name, longest_name):
+        if len(name.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES:
+            raise ValueError(f"the output name {name[:40]}... is too long ({len(name)} characters with its "
+                             f"suffixes; at most {MAX_NAME_BYTES} bytes): choose a shorter name")
+    try:
+        if path.is_dir():
+            raise ValueError(f"{path} is a folder: give a file name, e.g. {path / 'texture.png'}")
+        existing = path.parent
+        while not existing.exists():
+            existing = existing.parent
+    except OSError as err:
+        raise ValueError(f"{path}: not a usable output path ({err.strerror or err})") from err
+    if not existing.is_dir():
+        raise ValueError(f"{existing} is a file, not a folder: choose another output folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"cannot write into {existing} (permission denied): choose another output folder")
 
+
+# --- commands ----------------------------------------------------------------------------------------------
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from .checkpoint import default_model_path, load_model
-    from .images import MAX_SCALE, save_png, upscale_nearest
-    from .sampling import encode_prompt, sample
+    from .images import MAX_SCALE
+    from .sampling import check_batch
+    from .text import check_prompts
 
     out = Path(args.output)
-    if out.suffix.lower() != ".png":
-        raise ValueError(f"{out}: the output must be a .png file")
-    if not 1 <= args.scale <= MAX_SCALE:  # checked before anything is written
+    if not 1 <= args.scale <= MAX_SCALE:
         raise ValueError(f"--scale must be in 1..{MAX_SCALE} (1 = no enlargement), got {args.scale}")
-    model = load_model(args.model or default_model_path(), device=_device(args.device))
-    cond = encode_prompt(model, args.prompt, args.negative or None)
-    tokens = sample(model, cond, steps=args.steps, cfg_scale=args.cfg, temperature=args.temperature,
-                    randomness=args.randomness, guidance_schedule=args.guidance_schedule, batch_size=args.n,
-                    opaque=args.opaque, transparency_delay=args.transparency_delay,
-                    generator=torch.Generator().manual_seed(args.seed), min_cutout=args.min_cutout)
-    textures = model.palette.dequantize(tokens).cpu().numpy()
-    for i, rgba in enumerate(textures):
+    check_batch(1, args.n)
+    _check_seed(args.seed)
+    suffix = (f"_{args.n - 1}" if args.n > 1 else "") + (f"_x{args.scale}" if args.scale > 1 else "")
+    _check_output_png(out, f"{out.stem}{suffix}{out.suffix}")
+    prompt = check_prompts(args.prompt)[0]
+    negative = check_prompts(args.negative, what="negative prompt")[0] if args.negative.strip() else ""
+    config = sampler_config(args)
+    device = _device(args.device)
+    return _generate(args, out, prompt, negative, config, device)
+
+
+def _generate(args, out: Path, prompt: str, negative: str, config: SamplerConfig, device) -> int:
+    import torch
+
+    from .checkpoint import default_model_path, load_model
+    from .colors import texture_kind
+    from .files import atomic_write_set
+    from .images import save_png, upscale_nearest
+    from .metadata import texture_info
+    from .sampling import encode_prompt, sample
+
+    model_path = Path(args.model) if args.model else default_model_path()
+    model = load_model(model_path, device=device)
+    cond = encode_prompt(model, prompt, negative or None)
+    tokens = sample(model, cond, config, batch_size=args.n, generator=torch.Generator().manual_seed(args.seed))
+    writes = []
+    for i, rgba in enumerate(model.palette.dequantize(tokens).cpu().numpy()):
         path = out if args.n == 1 else out.with_name(f"{out.stem}_{i}{out.suffix}")
-        meta = {"prompt": args.prompt, "negative": args.negative or "", "seed": str(args.seed),
-                "index": str(i), "steps": str(args.steps), "cfg": str(args.cfg),
-                "temperature": str(args.temperature), "randomness": str(args.randomness),
-                "guidance_schedule": args.guidance_schedule,
-                "model": Path(args.model or "default").name, "min_cutout": str(args.min_cutout),
-                **({"opaque": "true"} if args.opaque else {}),
-                **({"transparency_delay": str(args.transparency_delay)} if args.transparency_delay else {})}
-        save_png(rgba, path, meta)
-        log.info("wrote %s", path)
+        text = texture_info(prompt, args.seed, i, config, negative=negative, model=model_path.name,
+                            kind=texture_kind(rgba)).to_text()
+        writes.append((path, lambda tmp, rgba=rgba, text=text: save_png(rgba, tmp, text)))
         if args.scale > 1:
-            big = path.with_name(f"{path.stem}_x{args.scale}{path.suffix}")
-            save_png(upscale_nearest(rgba, args.scale), big, meta)
-            log.info("wrote %s", big)
+            big = upscale_nearest(rgba, args.scale)
+            writes.append((path.with_name(f"{path.stem}_x{args.scale}{path.suffix}"),
+                           lambda tmp, big=big, text=text: save_png(big, tmp, text)))
+    for path in atomic_write_set(writes):
+        log.info("wrote %s", path)
     return 0
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     from .losses import LossConfig
     from .train import train
-    from .train_config import TrainConfig
 
-    loss = LossConfig(weighting=not args.no_weighting, tv_weight=args.tv_weight, max_weight=args.max_weight,
-                      split_alpha=args.split_alpha)
-    overrides = json.loads(args.model_overrides) if args.model_overrides else {}
+    loss = LossConfig(weighting=not args.no_weighting, tv_weight=args.tv_weight, max_weight=args.max_weight)
+    if args.loss_overrides:
+        loss = LossConfig(**{**loss.__dict__, **_json_object(args.loss_overrides, "--loss-overrides",
+                                                            {f.name for f in fields(LossConfig)})})
+    overrides = _json_object(args.model_overrides, "--model-overrides") if args.model_overrides else {}
     names = {f.name for f in fields(TrainConfig)} - {"loss", "model_overrides", "hue_shifts"}
     values = {k: v for k, v in vars(args).items() if k in names and v is not None}
     shifts = tuple(float(s) for s in args.hue_shifts.split(",") if s.strip()) if args.hue_shifts else ()
@@ -92,6 +157,18 @@ def cmd_train(args: argparse.Namespace) -> int:
     path = train(config)
     log.info("model written to %s", path)
     return 0
+
+
+def _json_object(text: str, flag: str, known: set[str] | None = None) -> dict:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{flag} is not valid JSON ({err})") from err
+    if not isinstance(value, dict):
+        raise ValueError(f"{flag} must be a JSON object of field: value")
+    if known is not None and set(value) - known:
+        raise ValueError(f"{flag}: unknown fields {sorted(set(value) - known)}; use {', '.join(sorted(known))}")
+    return value
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -103,7 +180,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
                            model_generator)
 
     specs = load_prompts(args.prompts)
-    model = load_model(args.model or default_model_path(), device=_device(args.device))
+    config = sampler_config(args)
+    device = _device(args.device)
+    model = load_model(args.model or default_model_path(), device=device)
     training = None
     if args.train_data:
         records, _ = load_textures(args.train_data)
@@ -111,12 +190,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
         views = hue_shift_augment(records) + hue_target_augment(records)[len(records):] + tone_augment(records)
         training = copy_references(np.stack([r.pixels for r in views]), model.palette)
     out = Path(args.out)
-    generate = model_generator(model, steps=args.steps, cfg_scale=args.cfg, temperature=args.temperature,
-                               randomness=args.randomness, guidance_schedule=args.guidance_schedule,
-                               min_cutout=args.min_cutout, transparency_delay=args.transparency_delay)
     rows: list[dict] = []
-    metrics = evaluate(generate, specs, seeds=args.seeds, seed=args.seed, training=training,
-                       grid_path=out / "samples.png", details=rows)
+    metrics = evaluate(model_generator(model, config), specs, seeds=args.seeds, seed=args.seed,
+                       training=training, grid_path=out / "samples.png", details=rows)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     (out / "per_prompt.json").write_text(json.dumps(rows, indent=2, ensure_ascii=False))
     print(format_per_prompt(rows))  # the command's result, for the terminal
@@ -136,131 +212,144 @@ def cmd_build_luanti(args: argparse.Namespace) -> int:
     return 0
 
 
-_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}
+_DTYPES = ("fp16", "bf16", "fp32")
+
+
+def _dtype(name: str):
+    import torch
+
+    return {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}[name]
 
 
 def cmd_average(args: argparse.Namespace) -> int:
     from .checkpoint import average_models
 
-    log.info("wrote %s", average_models(args.src, args.out, _DTYPES[args.dtype], weights=args.weights))
+    log.info("wrote %s", average_models(args.src, args.out, _dtype(args.dtype), weights=args.weights))
     return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
     from .checkpoint import export_model
 
-    log.info("wrote %s", export_model(args.src, args.dst, _DTYPES[args.dtype]))
+    log.info("wrote %s", export_model(args.src, args.dst, _dtype(args.dtype)))
     return 0
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
     from .bench import run_benchmarks
 
-    run_benchmarks(args.model, _device(args.device), args.steps, args.threads, args.guidance_schedule)
+    config = sampler_config(args)
+    run_benchmarks(args.model, _device(args.device), config, args.threads)
     return 0
 
 
+# --- the parser --------------------------------------------------------------------------------------------
+
+def _add_train_parser(sub) -> None:
+    d = TrainConfig(data="")
+    t = sub.add_parser("train", help="train a model on a texture folder, resource pack or .zip",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    t.add_argument("--data", required=True, help="a folder of 16x16 PNGs, a resource pack folder or a .zip")
+    t.add_argument("--out", default=d.out, help="run folder: model.safetensors, resume.pt, samples/")
+    t.add_argument("--preset", choices=list(PRESETS), default=d.preset,
+                   help="model size (ignored with --init-from, which keeps the checkpoint's config)")
+    t.add_argument("--init-from", dest="init_from", default=d.init_from,
+                   help="fine-tune a release .safetensors ('default' = the shipped model) instead of a fresh one")
+    t.add_argument("--resume", action="store_true", help="continue from OUT/resume.pt")
+    budget = t.add_argument_group("budget (the run ends at whichever limit comes first)")
+    budget.add_argument("--steps", type=int, default=d.steps, help="optimizer steps")
+    budget.add_argument("--max-minutes", dest="max_minutes", type=float, default=d.max_minutes,
+                        help="stop and save after this much wall time (0 = no limit)")
+    opt = t.add_argument_group("optimisation")
+    opt.add_argument("--batch-size", dest="batch_size", type=int, default=d.batch_size, help="textures per step")
+    opt.add_argument("--lr", type=float, default=d.lr, help="peak learning rate (cosine decay after warm-up)")
+    opt.add_argument("--warmup", type=int, default=d.warmup, help="learning-rate warm-up steps")
+    opt.add_argument("--seed", type=int, default=d.seed, help="seed of the split, the batches and the palette")
+    opt.add_argument("--cond-dropout", dest="cond_dropout", type=float, default=d.cond_dropout,
+                     help="share of steps a caption is dropped (teaches the unconditional model guidance needs)")
+    opt.add_argument("--device", default=d.device, help="auto, cpu, cuda, cuda:N or mps")
+    opt.add_argument("--amp", choices=["auto", "bf16", "none"], default=d.amp,
+                     help="bf16 autocast (auto: on CUDA GPUs that support it)")
+    data = t.add_argument_group("data and captions")
+    data.add_argument("--palette-size", dest="palette_size", type=int, default=d.palette_size,
+                      help="opaque colours of a palette fitted to the data (2..255)")
+    data.add_argument("--holdout", type=float, default=d.holdout,
+                      help="share of textures kept out of training (for evaluation)")
+    data.add_argument("--hue-shifts", dest="hue_shifts", default=",".join(f"{s:g}" for s in d.hue_shifts),
+                      help="comma-separated hue rotations for colour augmentation ('' = none)")
+    data.add_argument("--hue-targets", dest="hue_targets", action="store_true",
+                      help="colour-balanced augmentation: rotate each texture onto every colour word's hue "
+                           "(instead of --hue-shifts)")
+    data.add_argument("--generic-captions", dest="generic_captions", action="store_true",
+                      help="also caption material items by colour and noun alone ('a red sword')")
+    data.add_argument("--kind-captions", dest="kind_captions", action="store_true",
+                      help="for names found as both item and block (leaves with holes, opaque leaves), caption "
+                           "the blocks only with 'block' captions")
+    data.add_argument("--kind-pair-boost", dest="kind_pair_boost", type=float, default=d.kind_pair_boost,
+                      help="draw the records of such names this many times as often")
+    data.add_argument("--zh-prob", dest="zh_prob", type=float, default=d.zh_prob,
+                      help="share of steps that draw a Chinese caption (where the record has one)")
+    out = t.add_argument_group("output")
+    out.add_argument("--sample-every", dest="sample_every", type=int, default=d.sample_every,
+                     help="write a sample grid every N steps (0 = only at the end)")
+    out.add_argument("--save-every", dest="save_every", type=int, default=d.save_every,
+                     help="save the model and resume state every N steps")
+    out.add_argument("--keep-checkpoints", dest="keep_checkpoints", action="store_true",
+                     help="keep each saved model as OUT/checkpoints/step_N.safetensors (for `average`)")
+    loss = t.add_argument_group("objective")
+    loss.add_argument("--no-weighting", action="store_true",
+                      help="plain cross entropy instead of the colour-frequency and saturation weights")
+    loss.add_argument("--tv-weight", type=float, default=d.loss.tv_weight,
+                      help="total-variation weight (the shipped model used 0.05)")
+    loss.add_argument("--max-weight", type=float, default=d.loss.max_weight, help="clip for the colour weights")
+    loss.add_argument("--loss-overrides", dest="loss_overrides", metavar="JSON",
+                      help="research settings of LossConfig as JSON, e.g. '{\"split_alpha\": true}'")
+    loss.add_argument("--model-overrides", dest="model_overrides", metavar="JSON",
+                      help='PixelConfig fields as JSON, e.g. \'{"conv": false}\'')
+    t.set_defaults(func=cmd_train)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m pixelcore",
-                                     description="16x16 pixel-art textures from text")
+    parser = argparse.ArgumentParser(prog="python -m pixelcore", description="16x16 pixel-art textures from text")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
+    defaults = argparse.ArgumentDefaultsHelpFormatter
 
-    g = sub.add_parser("generate", help="write a texture for a prompt")
+    g = sub.add_parser("generate", help="write a texture for a prompt", formatter_class=defaults)
     g.add_argument("prompt", help="what to draw, in English or Chinese, e.g. 'a blue diamond sword'")
     g.add_argument("-o", "--output", default="texture.png", help="output PNG (16x16 RGBA)")
     g.add_argument("--model", help="a .safetensors model (default: the shipped model)")
     g.add_argument("--negative", default="", help="negative prompt: what to steer away from")
-    g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--steps", type=int, default=10, help="decoding rounds (1..64)")
-    g.add_argument("--cfg", type=float, default=DEFAULT_CFG, help="classifier-free guidance scale (0..30, 1 = none)")
-    g.add_argument("--temperature", type=float, default=DEFAULT_TEMPERATURE, help="sampling temperature (0..5]")
-    g.add_argument("--randomness", type=float, default=DEFAULT_RANDOMNESS, help=RANDOMNESS_HELP)
-    _add_guidance_schedule(g)
-    _add_transparency_delay(g)
-    g.add_argument("--n", type=int, default=1, help="number of textures (written as NAME_i.png)")
-    g.add_argument("--opaque", action="store_true",
-                   help="never draw transparent pixels: a tile with no holes (for blocks)")
-    g.add_argument("--min-cutout", type=float, default=DEFAULT_MIN_CUTOUT,
-                   help=f"a texture with fewer transparent pixels than this share is a block with stray holes: "
-                        f"they are drawn again, opaque (default {DEFAULT_MIN_CUTOUT:g}; 0 = keep them)")
-    g.add_argument("--scale", type=int, default=1,
-                   help="also write a nearest-neighbour enlargement (2..64; 1 = none)")
-    g.add_argument("--device", default="auto")
+    g.add_argument("--seed", type=int, default=0, help="the same seed gives the same texture")
+    g.add_argument("--n", type=int, default=1, help=f"number of textures, 1..{MAX_BATCH} (written as NAME_i.png)")
+    g.add_argument("--scale", type=int, default=1, help="also write a nearest-neighbour enlargement (2..64; 1 = none)")
+    g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    add_sampler_args(g, opaque=True)
     g.set_defaults(func=cmd_generate)
 
-    t = sub.add_parser("train", help="train a model on a texture folder, resource pack or .zip")
-    t.add_argument("--data", required=True)
-    t.add_argument("--out", default="runs/default")
-    t.add_argument("--preset", choices=["default", "quick", "tiny"])
-    t.add_argument("--steps", type=int)
-    t.add_argument("--batch-size", dest="batch_size", type=int)
-    t.add_argument("--lr", type=float)
-    t.add_argument("--warmup", type=int, help="learning-rate warm-up steps")
-    t.add_argument("--max-minutes", dest="max_minutes", type=float, help="stop and save after this long")
-    t.add_argument("--seed", type=int)
-    t.add_argument("--palette-size", dest="palette_size", type=int)
-    t.add_argument("--hue-shifts", dest="hue_shifts", default="60,120,180,240,300",
-                   help="comma-separated hue rotations for colour augmentation ('' = none)")
-    t.add_argument("--hue-targets", dest="hue_targets", action="store_true", default=None,
-                   help="colour-balanced augmentation: rotate each texture onto every colour word's hue "
-                        "(instead of --hue-shifts)")
-    t.add_argument("--generic-captions", dest="generic_captions", action="store_true", default=None,
-                   help="also caption material items by colour and noun alone ('a red sword')")
-    t.add_argument("--kind-captions", dest="kind_captions", action="store_true", default=None,
-                   help="for names found as both item and block (leaves with holes, opaque leaves), caption the "
-                        "blocks only with 'block' captions")
-    t.add_argument("--kind-pair-boost", dest="kind_pair_boost", type=float,
-                   help="draw the records of such names this many times as often (default 1)")
-    t.add_argument("--zh-prob", dest="zh_prob", type=float, help="share of Chinese captions")
-    t.add_argument("--cond-dropout", dest="cond_dropout", type=float)
-    t.add_argument("--sample-every", dest="sample_every", type=int)
-    t.add_argument("--save-every", dest="save_every", type=int)
-    t.add_argument("--holdout", type=float)
-    t.add_argument("--device")
-    t.add_argument("--amp", choices=["auto", "bf16", "none"])
-    t.add_argument("--resume", action="store_true", help="continue from OUT/resume.pt")
-    t.add_argument("--keep-checkpoints", dest="keep_checkpoints", action="store_true", default=None,
-                   help="keep each saved model as OUT/checkpoints/step_N.safetensors (for `average`)")
-    t.add_argument("--init-from", dest="init_from",
-                   help="fine-tune a release .safetensors ('default' = the shipped model) instead of a fresh one")
-    t.add_argument("--no-weighting", action="store_true", help="plain cross entropy (ablation)")
-    t.add_argument("--tv-weight", type=float, default=0.0,
-                   help="total-variation weight (default 0 = off; the shipped model used 0.05)")
-    t.add_argument("--max-weight", type=float, default=4.0, help="clip for the colour loss weights")
-    t.add_argument("--split-alpha", action="store_true",
-                   help="weight only the colour choice: transparent-or-opaque gets an unweighted loss")
-    t.add_argument("--model-overrides", help='JSON of PixelConfig fields, e.g. \'{"conv": false}\'')
-    t.set_defaults(func=cmd_train)
+    _add_train_parser(sub)
 
-    e = sub.add_parser("eval", help="sample a prompt set and print quality metrics")
+    e = sub.add_parser("eval", help="sample a prompt set and print quality metrics", formatter_class=defaults)
     e.add_argument("--prompts", required=True, help="JSON lines with prompt, optional color and kind")
-    e.add_argument("--model")
+    e.add_argument("--model", help="a .safetensors model (default: the shipped model)")
     e.add_argument("--train-data", help="training textures, for the copy rate")
-    e.add_argument("--out", default="runs/eval")
-    e.add_argument("--seeds", type=int, default=4)
-    e.add_argument("--seed", type=int, default=0)
-    e.add_argument("--steps", type=int, default=10)
-    e.add_argument("--cfg", type=float, default=DEFAULT_CFG)
-    e.add_argument("--temperature", type=float, default=DEFAULT_TEMPERATURE)
-    e.add_argument("--randomness", type=float, default=DEFAULT_RANDOMNESS, help=RANDOMNESS_HELP)
-    _add_guidance_schedule(e)
-    _add_transparency_delay(e)
-    e.add_argument("--min-cutout", type=float, default=DEFAULT_MIN_CUTOUT,
-                   help="as for generate (0 = score the model's raw samples)")
-    e.add_argument("--device", default="auto")
+    e.add_argument("--out", default="runs/eval", help="folder for metrics.json, per_prompt.json, samples.png")
+    e.add_argument("--seeds", type=int, default=4, help="samples per prompt")
+    e.add_argument("--seed", type=int, default=0, help="first seed (prompt i uses seed + i)")
+    e.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    add_sampler_args(e)
     e.set_defaults(func=cmd_eval)
 
     b = sub.add_parser("build-luanti", help="build the default training set from Debian's Luanti packages")
     b.add_argument("--debs", required=True, help="folder of minetest-data / minetest-mod-*.deb files")
-    b.add_argument("--out", default="data/luanti")
+    b.add_argument("--out", default="data/luanti", help="output dataset folder")
     b.add_argument("--download", action="store_true", help="fetch the .deb files with apt-get download first")
     b.set_defaults(func=cmd_build_luanti)
 
     x = sub.add_parser("export", help="re-write a checkpoint in another float type (fp16 for release)")
-    x.add_argument("src")
-    x.add_argument("dst")
-    x.add_argument("--dtype", choices=list(_DTYPES), default="fp16")
+    x.add_argument("src", help="a .safetensors model")
+    x.add_argument("dst", help="the new file")
+    x.add_argument("--dtype", choices=_DTYPES, default="fp16", help="float type of the weights")
     x.set_defaults(func=cmd_export)
 
     a = sub.add_parser("average", help="average the weights of checkpoints of one run (e.g. its last few), or of "
@@ -268,29 +357,48 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("src", nargs="+", help="two or more .safetensors of the same run or lineage")
     a.add_argument("--weights", type=float, nargs="+", metavar="W",
                    help="one weight per file (normalised to sum 1); default: uniform")
-    a.add_argument("-o", "--out", required=True)
-    a.add_argument("--dtype", choices=list(_DTYPES), default="fp16")
+    a.add_argument("-o", "--out", required=True, help="the averaged model")
+    a.add_argument("--dtype", choices=_DTYPES, default="fp16", help="float type of the weights")
     a.set_defaults(func=cmd_average)
 
-    s = sub.add_parser("bench", help="print sampling and training speed")
+    s = sub.add_parser("bench", help="print sampling and training speed", formatter_class=defaults)
     s.add_argument("--model", help="default: the shipped model")
-    s.add_argument("--steps", type=int, default=10)
     s.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
-    _add_guidance_schedule(s)
-    s.add_argument("--device", default="cpu")
+    s.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps")
+    add_sampler_args(s)
     s.set_defaults(func=cmd_bench)
     return parser
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    previous = signal.getsignal(signal.SIGTERM)
+    in_main_thread = signal.getsignal(signal.SIGINT) is not None
+    if in_main_thread:
+        try:
+            signal.signal(signal.SIGTERM, _interrupt)  # a kill ends like Ctrl-C: staged files are cleaned up
+        except ValueError:  # not the main thread
+            in_main_thread = False
     try:
         return args.func(args)
     except ValueError as err:  # bad input: say what is wrong, no traceback
         log.error("%s", err)
         return 2
+    except OSError as err:  # a disk full, a folder removed meanwhile: what failed, without a traceback
+        log.error("%s", err)
+        return 1
+    except KeyboardInterrupt:
+        log.error("interrupted: files being written were removed, finished ones were kept")
+        return 130
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 
 import numpy as np
 import torch
 
 from .model import ConvBlock, PixelModel
 from .palette import ALPHA_THRESHOLD, TRANSPARENT, Palette, srgb_to_oklab
-from .sampling import Conditioning, encode_prompt, sample
+from .sampling import Conditioning, SamplerConfig, encode_prompt, sample
 
 # Largest enlargement image_to_tokens reduces: a 16x16 texture shown at 256x256.
 MAX_REDUCE_FACTOR = 16
@@ -102,21 +103,22 @@ def seamless_mode(model: PixelModel, enabled: bool = True) -> Iterator[PixelMode
 
 
 def sample_around(model: PixelModel, cond: Conditioning, init: torch.Tensor | None, keep: torch.Tensor | None,
-                  count: int, *, seamless: bool = False, opaque: bool = False,
-                  allowed_tokens: torch.Tensor | None = None, **sample_kwargs) -> torch.Tensor:
+                  count: int, config: SamplerConfig | None = None, *, seamless: bool = False,
+                  allowed_tokens: torch.Tensor | None = None, generator: torch.Generator | None = None,
+                  callback=None) -> torch.Tensor:
     """Samples ``count`` grids keeping ``init`` where ``keep`` is True (both (1 or count, G, G), or None).
 
     ``cond`` holds one prompt (used for every grid), or P prompts with ``count`` a multiple of P: the grids
     are then prompt-major (``count // P`` for the first prompt, then the next), as :func:`sample` makes them.
-    ``opaque`` never draws the transparent token, for a tile with no holes (a block); kept cells stay as
-    they are.
+    ``config.opaque`` never draws the transparent token, for a tile with no holes (a block); kept cells stay
+    as they are.
     """
     if count % len(cond):
         raise ValueError(f"got {len(cond)} prompts for {count} textures: give one prompt, or one per texture")
     batch_size = count // len(cond)
     with seamless_mode(model, seamless):
-        return sample(model, cond, batch_size=batch_size, init_tokens=init, keep_mask=keep,
-                      allowed_tokens=allowed_tokens, opaque=opaque, **sample_kwargs)
+        return sample(model, cond, config, batch_size=batch_size, init_tokens=init, keep_mask=keep,
+                      allowed_tokens=allowed_tokens, generator=generator, callback=callback)
 
 
 def inpaint(model: PixelModel, cond: Conditioning, tokens: torch.Tensor, repaint: torch.Tensor,
@@ -125,7 +127,7 @@ def inpaint(model: PixelModel, cond: Conditioning, tokens: torch.Tensor, repaint
 
     Args:
         tokens: (N, G, G) grids to edit.
-        kwargs: passed to :func:`sample_around` (seamless, allowed_tokens, steps, cfg_scale, generator, ...).
+        kwargs: passed to :func:`sample_around` (config, seamless, allowed_tokens, generator, callback).
 
     Returns:
         (N, G, G) tokens on the model's device.
@@ -242,8 +244,8 @@ def structure_mask(palette: Palette, tokens: torch.Tensor, outline_lightness: fl
     return (tokens == TRANSPARENT) | (lightness[tokens.long()] < outline_lightness)
 
 
-def recolor(model: PixelModel, tokens: torch.Tensor, prompts: Sequence[str], *,
-            outline_lightness: float = OUTLINE_LIGHTNESS, **kwargs) -> torch.Tensor:
+def recolor(model: PixelModel, tokens: torch.Tensor, prompts: Sequence[str], config: SamplerConfig | None = None,
+            *, outline_lightness: float = OUTLINE_LIGHTNESS, **kwargs) -> torch.Tensor:
     """The same shape in other colours or materials: one grid per prompt (e.g. "blue sword", "gold sword").
 
     The silhouette (transparent cells) and the outline (opaque cells darker than ``outline_lightness``) of
@@ -259,7 +261,8 @@ def recolor(model: PixelModel, tokens: torch.Tensor, prompts: Sequence[str], *,
     tokens = tokens.long().to(model.device).reshape(-1, *tokens.shape[-2:]).repeat_interleave(len(prompts), 0)
     keep = structure_mask(model.palette, tokens, outline_lightness)
     cond = encode_prompt(model, prompts * (len(tokens) // len(prompts)))
-    return sample_around(model, cond, tokens, keep, len(tokens), opaque=True, **kwargs)
+    opaque = replace(config or SamplerConfig(), opaque=True)
+    return sample_around(model, cond, tokens, keep, len(tokens), opaque, **kwargs)
 
 
 def recolor_prompts(variants: str | Sequence[str], name: str) -> list[str]:

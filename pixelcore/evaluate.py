@@ -28,11 +28,9 @@ from .colors import (COLOR_NAMES, ITEM_MIN_TRANSPARENT, color_matches, dominant_
                      transparent_share)
 from .images import save_grid
 from .palette import ALPHA_THRESHOLD
-from .sampling import (DEFAULT_CFG, DEFAULT_GUIDANCE_SCHEDULE, DEFAULT_MIN_CUTOUT, DEFAULT_RANDOMNESS,
-                       DEFAULT_TEMPERATURE, DEFAULT_TRANSPARENCY_DELAY, encode_prompt, sample)
+from .sampling import SamplerConfig, encode_prompt, sample
 
 log = logging.getLogger(__name__)
-
 
 
 @dataclass
@@ -171,18 +169,13 @@ def _score(rows: Sequence[dict], samples: np.ndarray, training: np.ndarray | Non
 Generator = Callable[[str, int, int], np.ndarray]  # (prompt, n, seed) -> (n, H, W, 4) uint8
 
 
-def model_generator(model, steps: int = 10, cfg_scale: float = DEFAULT_CFG,
-                    temperature: float = DEFAULT_TEMPERATURE, min_cutout: float = DEFAULT_MIN_CUTOUT,
-                    randomness: float = DEFAULT_RANDOMNESS,
-                    guidance_schedule: str = DEFAULT_GUIDANCE_SCHEDULE,
-                    transparency_delay: float = DEFAULT_TRANSPARENCY_DELAY) -> Generator:
-    """Adapts a PixelModel to the ``Generator`` signature evaluation uses (``sample``'s defaults unless given)."""
+def model_generator(model, config: SamplerConfig | None = None) -> Generator:
+    """Adapts a PixelModel to the ``Generator`` signature evaluation uses (``SamplerConfig()`` when None)."""
+    config = (config or SamplerConfig()).validate()
+
     def generate(prompt: str, n: int, seed: int) -> np.ndarray:
         cond = encode_prompt(model, prompt)
-        tokens = sample(model, cond, steps=steps, cfg_scale=cfg_scale, temperature=temperature, batch_size=n,
-                        randomness=randomness, guidance_schedule=guidance_schedule,
-                        transparency_delay=transparency_delay, generator=torch.Generator().manual_seed(seed),
-                        min_cutout=min_cutout)
+        tokens = sample(model, cond, config, batch_size=n, generator=torch.Generator().manual_seed(seed))
         return model.palette.dequantize(tokens).cpu().numpy()
 
     return generate

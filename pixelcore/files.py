@@ -1,4 +1,5 @@
-"""Atomic file writes: a temp file beside the target, renamed into place, so no reader ever sees half a file."""
+"""Atomic file writes: a temp file beside the target, renamed into place, so no reader ever sees half a file;
+and sets of files that appear together or not at all."""
 
 from __future__ import annotations
 
@@ -32,3 +33,29 @@ def atomic_write(path: str | Path, write: Callable[[str], None]) -> Path:
         if os.path.exists(tmp):
             os.unlink(tmp)
     return path
+
+
+def atomic_write_set(writes: list[tuple[Path, Callable[[str], None]]]) -> list[Path]:
+    """Writes several files so that they appear together or not at all.
+
+    Each ``write(tmp_path)`` runs into a hidden folder beside the targets; only when every one has succeeded
+    are the files renamed into place (renames within a folder are quick and cannot fail half-way through a
+    file). On any error, or Ctrl-C, the hidden folder is removed and no target is touched.
+    """
+    if not writes:
+        return []
+    parents = {Path(path).parent for path, _ in writes}
+    if len(parents) != 1:
+        raise ValueError("atomic_write_set writes into one folder")
+    parent = parents.pop()
+    parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".pixelcore-", dir=parent) as staging:
+        staged = []
+        for path, write in writes:
+            tmp = os.path.join(staging, Path(path).name)
+            write(tmp)
+            os.chmod(tmp, _default_mode())
+            staged.append((tmp, Path(path)))
+        for tmp, path in staged:
+            os.replace(tmp, path)
+    return [path for _, path in staged]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image, PngImagePlugin
 
 from .files import atomic_write
@@ -12,11 +13,16 @@ from .files import atomic_write
 MAX_SCALE = 64
 
 
-def upscale_nearest(rgba: np.ndarray, scale: int) -> np.ndarray:
-    """Exact integer nearest-neighbour enlargement of (..., H, W, C) pixels."""
-    if not isinstance(scale, (int, np.integer)) or not 1 <= scale <= MAX_SCALE:
+def upscale_nearest(pixels: np.ndarray | torch.Tensor, scale: int) -> np.ndarray | torch.Tensor:
+    """Exact integer nearest-neighbour enlargement of (..., H, W, C) pixels: each becomes a scale x scale block.
+
+    Takes a numpy array or a torch tensor and returns the same kind.
+    """
+    if not isinstance(scale, (int, np.integer)) or isinstance(scale, bool) or not 1 <= scale <= MAX_SCALE:
         raise ValueError(f"scale must be an integer in 1..{MAX_SCALE}, got {scale!r}")
-    return np.repeat(np.repeat(rgba, scale, axis=-3), scale, axis=-2)
+    if isinstance(pixels, torch.Tensor):
+        return pixels.repeat_interleave(int(scale), dim=-3).repeat_interleave(int(scale), dim=-2)
+    return np.repeat(np.repeat(pixels, scale, axis=-3), scale, axis=-2)
 
 
 def save_png(rgba: np.ndarray, path: str | Path, text: dict[str, str] | None = None) -> Path:

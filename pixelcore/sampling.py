@@ -2,16 +2,18 @@
 
 Decoding starts from a grid of mask tokens (or of given tokens plus a keep-mask), predicts every masked cell
 at once, keeps the most confident predictions and re-masks the rest, for a few rounds along the mask schedule:
-structure first, detail later. A texture that ends with a few stray transparent cells (under ``min_cutout``)
-gets one more round over them with transparency banned. All randomness is drawn on the CPU from the caller's
-``torch.Generator``, so a seed gives the same texture on any device (up to floating-point differences between
-devices).
+structure first, detail later. A texture that ends with a few stray transparent cells (under
+``SamplerConfig.min_cutout``) gets one more round over them with transparency banned. All randomness is drawn
+on the CPU from the caller's ``torch.Generator``, so a seed gives the same texture on any device (up to
+floating-point differences between devices). ``SamplerConfig`` holds every knob and its default.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+import json
+import math
+from dataclasses import asdict, dataclass, field, fields, replace
 
 import torch
 import torch.nn.functional as F
@@ -23,17 +25,14 @@ from .schedule import SCHEDULES, mask_ratio, tokens_to_keep_masked
 from .text import check_prompts
 
 MAX_STEPS = 64
-# Ten rounds keep a batch of 32 above 10 images/s on 2 CPU cores; quality barely moves beyond that.
-DEFAULT_STEPS = 10
-# Measured on the public prompts with the default model (docs/MODEL_CARD.md): guidance 1.5 and temperature 0.7
-# give the best colour adherence with the least speckle; guidance 3 adds rare bright pixels.
-DEFAULT_CFG = 1.5
-DEFAULT_TEMPERATURE = 0.7
-# Every item texture of the Luanti training set is more than 10% transparent, and 625 of its 639 blocks have no
-# transparent pixel. A sample left with a few transparent cells, under the item line, is read as a block tile
-# with stray holes, and those cells are drawn again, opaque (``sample(min_cutout=...)``; 0 keeps them).
-DEFAULT_MIN_CUTOUT = ITEM_MIN_TRANSPARENT
 MAX_CFG = 30.0
+# Below this, logits / temperature overflow float32 and every cell takes one colour.
+MIN_TEMPERATURE = 0.01
+MAX_TEMPERATURE = 5.0
+MAX_RANDOMNESS = 20.0
+MAX_TRANSPARENCY_DELAY = 10.0
+# Grids per ``sample`` call (prompts x batch): past this a CPU takes minutes and memory grows by gigabytes.
+MAX_BATCH = 256
 # How the guidance scale moves over the rounds. "constant": the full scale every round. "linear": 1 (no
 # guidance) while nothing is decided, rising with the share of the cells to generate that the mask schedule
 # has decided by that round, to the full scale (MAR's schedule, Li et al. 2024); the first round then needs
@@ -44,21 +43,101 @@ GUIDANCE_SCHEDULES = ("constant", "linear", "early")
 # The first rounds fix the silhouette and the colours, which is what guidance is for; guided late rounds
 # only add stray bright pixels (docs/MODEL_CARD.md). A third: the first 6 of 10 rounds on the cosine schedule.
 EARLY_GUIDANCE_SHARE = 1 / 3
-# Measured on the default model at 16 seeds, two seed sets (docs/MODEL_CARD.md): "early" against "constant"
-# keeps colour and kind adherence (within 2 samples of 384), draws fewer isolated pixels, and does a fifth
-# less work per texture.
-DEFAULT_GUIDANCE_SCHEDULE = "early"
-MAX_TEMPERATURE = 5.0
-# MaskGIT's choice temperature: Gumbel noise on the confidences that pick the cells to keep, annealed to 0.
-DEFAULT_RANDOMNESS = 2.0
-MAX_RANDOMNESS = 20.0
-# How much later a round keeps the cells it drew transparent than opaque ones, in log-probability units
-# subtracted from their keep confidence: at 1, a transparent cell drawn with probability p ranks with an opaque
-# one drawn with p/e. A confidence order keeps the easy background first, and an item whose background is
-# decided early is left with too little room for its silhouette. 0 leaves the order as MaskGIT has it.
-DEFAULT_TRANSPARENCY_DELAY = 0.0
-MAX_TRANSPARENCY_DELAY = 10.0
-MAX_BATCH = 256
+
+
+@dataclass(frozen=True)
+class SamplerConfig:
+    """How :func:`sample` decodes: every sampling knob, its default and its range, checked by ``validate``.
+
+    The CLI flags, the node inputs, evaluation and the research studies are all built from this class, so a
+    default lives here and nowhere else. ``RESEARCH_KNOBS`` were measured and not shipped: they are reachable
+    through ``with_overrides`` (the CLI's ``--sampler-overrides JSON``) but are not user flags.
+    """
+
+    # Ten rounds keep a batch of 32 above 10 images/s on 2 CPU cores; quality barely moves beyond that.
+    steps: int = 10
+    # Measured on the public prompts with the default model (docs/MODEL_CARD.md): guidance 1.5 and temperature
+    # 0.7 give the best colour adherence with the least speckle; guidance 3 adds rare bright pixels.
+    cfg_scale: float = 1.5
+    temperature: float = 0.7
+    # MaskGIT's choice temperature: Gumbel noise on the confidences that pick the cells to keep, annealed to 0.
+    randomness: float = 2.0
+    # "early" against "constant", default model, 16 seeds, two seed sets (docs/MODEL_CARD.md): the same colour
+    # and kind adherence (within 2 samples of 384), fewer isolated pixels, a fifth less work per texture.
+    guidance_schedule: str = "early"
+    # Never draw the transparent token: a tile with no holes (a block). Kept cells stay as given.
+    opaque: bool = False
+    # Every item texture of the Luanti training set is more than 10% transparent, and 625 of its 639 blocks
+    # have no transparent pixel. A sample left with a few transparent cells, under the item line, is read as a
+    # block tile with stray holes, and those cells are drawn again, opaque; 0 keeps them.
+    min_cutout: float = ITEM_MIN_TRANSPARENT
+    # The mask schedule the rounds walk down (schedule.SCHEDULES).
+    schedule: str = "cosine"
+    # How much later a round keeps the cells it drew transparent than opaque ones, in log-probability units
+    # subtracted from their keep confidence (0 = MaskGIT's order). Measured at two sizes and on the shipped
+    # model without a gain that held (research/reports/SAMPLER.md).
+    transparency_delay: float = 0.0
+
+    RESEARCH_KNOBS = ("schedule", "transparency_delay")
+
+    def validate(self) -> SamplerConfig:
+        """Checks every field's type and range; returns ``self`` so a call can be chained.
+
+        Raises:
+            ValueError: naming the field, the allowed range and the value given.
+        """
+        _check_int("steps", self.steps, 1, MAX_STEPS)
+        _check_number("cfg_scale", self.cfg_scale, 0.0, MAX_CFG, "1 = no guidance")
+        _check_number("temperature", self.temperature, MIN_TEMPERATURE, MAX_TEMPERATURE, "lower is safer")
+        _check_number("randomness", self.randomness, 0.0, MAX_RANDOMNESS, "0 = most confident first")
+        _check_number("min_cutout", self.min_cutout, 0.0, 1.0, "a share; 0 = keep stray holes")
+        _check_number("transparency_delay", self.transparency_delay, 0.0, MAX_TRANSPARENCY_DELAY, "0 = off")
+        if not isinstance(self.opaque, bool):
+            raise ValueError(f"opaque must be true or false, got {self.opaque!r}")
+        _check_choice("guidance_schedule", self.guidance_schedule, GUIDANCE_SCHEDULES)
+        _check_choice("schedule", self.schedule, SCHEDULES)
+        return self
+
+    def with_overrides(self, overrides: dict | str | None) -> SamplerConfig:
+        """A validated copy with some fields replaced; ``overrides`` is a dict or its JSON text.
+
+        Raises:
+            ValueError: for JSON that is not an object, an unknown field (naming the known ones) or a bad value.
+        """
+        if overrides is None or overrides == "":
+            return self.validate()
+        if isinstance(overrides, str):
+            try:
+                overrides = json.loads(overrides)
+            except json.JSONDecodeError as err:
+                raise ValueError(f"sampler overrides are not valid JSON ({err}): e.g. '{{\"randomness\": 4.5}}'"
+                                 ) from err
+        if not isinstance(overrides, dict):
+            raise ValueError(f"sampler overrides must be a JSON object of field: value, got {overrides!r}")
+        known = {f.name for f in fields(self)}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise ValueError(f"unknown sampler settings {unknown}: use {', '.join(sorted(known))}")
+        return replace(self, **overrides).validate()
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _check_int(name: str, value, low: int, high: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise ValueError(f"{name} must be a whole number in {low}..{high}, got {value!r}")
+
+
+def _check_number(name: str, value, low: float, high: float, hint: str) -> None:
+    if (not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value)
+            or not low <= value <= high):
+        raise ValueError(f"{name} must be a number in {low:g}..{high:g} ({hint}), got {value!r}")
+
+
+def _check_choice(name: str, value, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"unknown {name} {value!r}: use one of {', '.join(choices)}")
 
 
 @dataclass
@@ -92,9 +171,12 @@ def encode_prompt(model: PixelModel, prompts: str | list[str],
     prediction, as in plain classifier-free guidance.
 
     Raises:
-        ValueError: for an empty prompt, non-string input, or a negative list of the wrong length.
+        ValueError: for an empty prompt, non-string input, more than ``MAX_BATCH`` prompts, or a negative list
+            of the wrong length.
     """
     prompts = check_prompts(prompts)
+    if len(prompts) > MAX_BATCH:
+        raise ValueError(f"{len(prompts)} prompts in one call; at most {MAX_BATCH}: encode them in several calls")
     features, mask = model.encode_text(prompts)
     if negative is None or (isinstance(negative, str) and not negative.strip()):
         return Conditioning(features, mask, prompts)
@@ -107,16 +189,12 @@ def encode_prompt(model: PixelModel, prompts: str | list[str],
     return Conditioning(features, mask, prompts, neg_features, neg_mask, negatives)
 
 
-def check_sampling_args(steps: int, cfg_scale: float, temperature: float, batch_size: int) -> None:
-    """Raises ValueError, saying the allowed range, for out-of-range sampling settings."""
-    if not isinstance(steps, int) or isinstance(steps, bool) or not 1 <= steps <= MAX_STEPS:
-        raise ValueError(f"steps must be an integer in 1..{MAX_STEPS}, got {steps!r}")
-    if not 0.0 <= float(cfg_scale) <= MAX_CFG:
-        raise ValueError(f"cfg_scale must be in 0..{MAX_CFG:g} (1 = no guidance), got {cfg_scale!r}")
-    if not 0.0 < float(temperature) <= MAX_TEMPERATURE:
-        raise ValueError(f"temperature must be in (0, {MAX_TEMPERATURE:g}], got {temperature!r}")
-    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or not 1 <= batch_size <= MAX_BATCH:
-        raise ValueError(f"batch_size must be an integer in 1..{MAX_BATCH}, got {batch_size!r}")
+def check_batch(prompts: int, batch_size: int) -> None:
+    """Raises ValueError when ``prompts`` x ``batch_size`` grids are more than one call makes (``MAX_BATCH``)."""
+    _check_int("batch_size", batch_size, 1, MAX_BATCH)
+    if prompts * batch_size > MAX_BATCH:
+        raise ValueError(f"{prompts} prompts x batch {batch_size} = {prompts * batch_size} textures in one call; "
+                         f"at most {MAX_BATCH}: split the prompts into several calls")
 
 
 def _pad_cat(a: torch.Tensor, am: torch.Tensor, b: torch.Tensor, bm: torch.Tensor):
@@ -190,47 +268,27 @@ def sampling_step(logits: torch.Tensor, tokens: torch.Tensor, unknown: torch.Ten
 
 
 @torch.no_grad()
-def sample(model: PixelModel, cond: Conditioning, *, steps: int = DEFAULT_STEPS, cfg_scale: float = DEFAULT_CFG,
-           temperature: float = DEFAULT_TEMPERATURE, randomness: float = DEFAULT_RANDOMNESS,
-           transparency_delay: float = DEFAULT_TRANSPARENCY_DELAY, batch_size: int = 1,
-           schedule: str = "cosine", guidance_schedule: str = DEFAULT_GUIDANCE_SCHEDULE,
+def sample(model: PixelModel, cond: Conditioning, config: SamplerConfig | None = None, *, batch_size: int = 1,
            generator: torch.Generator | None = None, init_tokens: torch.Tensor | None = None,
            keep_mask: torch.Tensor | None = None, allowed_tokens: torch.Tensor | None = None,
-           opaque: bool = False, min_cutout: float = DEFAULT_MIN_CUTOUT,
            callback: Callable[[int, int], None] | None = None) -> torch.Tensor:
     """Decodes token grids for each prompt of ``cond``, ``batch_size`` each (prompt-major order).
 
     Args:
-        randomness: scale of the Gumbel noise added to the confidences that pick which cells to keep,
-            annealed to 0 over the rounds (MaskGIT's choice temperature).
-        transparency_delay: subtracted from the keep confidence of cells drawn transparent, so that each
-            round keeps opaque cells first and decides the background later (see ``DEFAULT_TRANSPARENCY_DELAY``).
-        guidance_schedule: ``"early"`` (the default), ``"constant"`` or ``"linear"`` (see ``GUIDANCE_SCHEDULES``).
+        config: the sampling knobs (``SamplerConfig()``, the shipped defaults, when None); validated here.
+        generator: a CPU generator for every random draw, so a seed repeats on any device.
         init_tokens: (B', G, G) tokens to keep where ``keep_mask`` (B', G, G) is True; B' is 1 or the output
             batch. Kept cells come back unchanged; the rest are generated around them (inpainting, variations).
         allowed_tokens: palette indices sampling may use (palette lock); the transparent token 0 is allowed
-            unless ``opaque``.
-        opaque: never draw the transparent token, for a tile with no holes (a block); kept cells stay as given.
-        min_cutout: a grid that ends with some transparent cells, but fewer than this share, is a block tile
-            with stray holes: its generated transparent cells are predicted once more with transparency
-            banned (kept cells stay). 0 turns this off; it does not change grids with no transparent cell
-            or with at least this share (item cut-outs).
+            unless ``config.opaque``.
         callback: called as ``callback(step, steps)`` after each step (1-based); may raise to cancel.
 
     Returns:
         Long tensor (len(cond) * batch_size, G, G) on the model's device.
     """
-    check_sampling_args(steps, cfg_scale, temperature, batch_size)
-    if not 0.0 <= float(min_cutout) <= 1.0:
-        raise ValueError(f"min_cutout must be a share in 0..1 (0 = off), got {min_cutout!r}")
-    if schedule not in SCHEDULES:
-        raise ValueError(f"unknown schedule {schedule!r}: use one of {', '.join(SCHEDULES)}")
-    guidance_scale(cfg_scale, guidance_schedule, 0.0)  # refuses an unknown guidance schedule up front
-    if not 0.0 <= float(randomness) <= MAX_RANDOMNESS:
-        raise ValueError(f"randomness must be in 0..{MAX_RANDOMNESS:g}, got {randomness!r}")
-    if not 0.0 <= float(transparency_delay) <= MAX_TRANSPARENCY_DELAY:
-        raise ValueError(f"transparency_delay must be in 0..{MAX_TRANSPARENCY_DELAY:g} (0 = off), "
-                         f"got {transparency_delay!r}")
+    config = (config or SamplerConfig()).validate()
+    check_batch(len(cond), batch_size)
+    steps, cfg_scale, temperature = config.steps, config.cfg_scale, config.temperature
     model.eval()
     device, G, V = model.device, model.config.grid_size, model.config.vocab_size
     B = len(cond) * batch_size
@@ -258,26 +316,27 @@ def sample(model: PixelModel, cond: Conditioning, *, steps: int = DEFAULT_STEPS,
             raise ValueError(f"init_tokens must be palette indices in 0..{V - 1}")
         tokens = torch.where(keep, init, tokens)
         unknown = ~keep
-    banned = _banned_tokens(V, allowed_tokens, opaque, device)
+    banned = _banned_tokens(V, allowed_tokens, config.opaque, device)
     text = model.text_states(*_pad_cat(*c, *uncond))  # once: the text never attends to the image
 
     generated = unknown.clone()  # cells the sampler draws (not kept)
     initial_unknown = unknown.sum(1)
     for step in range(steps):
-        decided = 1.0 - float(mask_ratio(step / steps, schedule))  # the schedule's share decided so far
-        scale = guidance_scale(cfg_scale, guidance_schedule, decided)
+        decided = 1.0 - float(mask_ratio(step / steps, config.schedule))  # the schedule's share decided so far
+        scale = guidance_scale(cfg_scale, config.guidance_schedule, decided)
         logits = _guided_logits(model, tokens.reshape(B, G, G), text, scale).reshape(B, G * G, V)
         if banned is not None:
             logits = logits.masked_fill(banned, float("-inf"))
-        keep_masked = tokens_to_keep_masked(step, steps, initial_unknown, unknown.sum(1), schedule)
-        tokens, unknown = sampling_step(logits, tokens, unknown, keep_masked, float(temperature), randomness,
-                                        (step + 1) / steps, model.mask_token, generator, float(transparency_delay))
+        keep_masked = tokens_to_keep_masked(step, steps, initial_unknown, unknown.sum(1), config.schedule)
+        tokens, unknown = sampling_step(logits, tokens, unknown, keep_masked, float(temperature),
+                                        float(config.randomness), (step + 1) / steps, model.mask_token, generator,
+                                        float(config.transparency_delay))
         if callback is not None:
             callback(step + 1, steps)
-    if min_cutout > 0:
-        tokens = _fill_stray_holes(model, tokens, generated, float(min_cutout), text,
-                                   guidance_scale(cfg_scale, guidance_schedule, 1.0), float(temperature), banned,
-                                   generator)
+    if config.min_cutout > 0:
+        tokens = _fill_stray_holes(model, tokens, generated, float(config.min_cutout), text,
+                                   guidance_scale(cfg_scale, config.guidance_schedule, 1.0), float(temperature),
+                                   banned, generator)
     return tokens.reshape(B, G, G)
 
 

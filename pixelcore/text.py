@@ -42,6 +42,11 @@ def check_prompts(prompts: str | list[str], what: str = "prompt") -> list[str]:
     for prompt in prompts:
         if not isinstance(prompt, str):
             raise ValueError(f"each {what} must be a string, got {type(prompt).__name__}")
+        try:
+            prompt.encode("utf-8")
+        except UnicodeEncodeError as err:  # a lone surrogate: no file, terminal or tokenizer can take it
+            raise ValueError(f"the {what} holds a broken character at position {err.start} (a lone surrogate): "
+                             "type or paste it again as plain text") from None
         prompt = prompt.replace("\x00", " ").strip()
         if not prompt:
             raise ValueError(f"the {what} is empty: describe the texture, e.g. 'a blue diamond sword'")

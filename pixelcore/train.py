@@ -28,7 +28,7 @@ from .images import save_grid
 from .losses import maskgit_loss, palette_features, token_weights
 from .model import MaskedTokenModel, PixelModel
 from .palette import Palette
-from .sampling import encode_prompt, sample
+from .sampling import SamplerConfig, encode_prompt, sample
 from .schedule import mask_batch
 from .train_config import PRESETS, TrainConfig
 
@@ -51,10 +51,12 @@ def _lr_at(step: int, config: TrainConfig, seconds: float = 0.0) -> float:
     return floor + (config.lr - floor) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
-def write_samples(model: PixelModel, path: Path, seed: int, steps: int = 10, per_prompt: int = 4) -> None:
+def write_samples(model: PixelModel, path: Path, seed: int, per_prompt: int = 4) -> None:
+    """A grid of ``per_prompt`` samples of each of ``SAMPLE_PROMPTS`` with the shipped sampler settings."""
     was_training = model.training
     cond = encode_prompt(model, list(SAMPLE_PROMPTS))
-    tokens = sample(model, cond, steps=steps, batch_size=per_prompt, generator=torch.Generator().manual_seed(seed))
+    tokens = sample(model, cond, SamplerConfig(), batch_size=per_prompt,
+                    generator=torch.Generator().manual_seed(seed))
     save_grid(model.palette.dequantize(tokens).cpu().numpy(), path, cols=per_prompt * 2)
     model.train(was_training)
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from pixelcore.losses import LossConfig
-from pixelcore.sampling import DEFAULT_CFG, DEFAULT_RANDOMNESS, DEFAULT_STEPS, DEFAULT_TRANSPARENCY_DELAY
+from pixelcore.sampling import SamplerConfig
 from pixelcore.train_config import TrainConfig
 
 
@@ -63,18 +63,26 @@ class ExperimentConfig:
     preset: str = ""  # "" = the mode's preset
     batch_size: int = 0  # 0 = the mode's default
     feature_steps: int = 0  # 0 = the mode's default
-    sample_steps: int = DEFAULT_STEPS
+    sample_steps: int = SamplerConfig.steps
     # Both systems sample at the shipped guidance and at temperature 1, the network's own distribution: the
     # study compares networks, not sampler tunings. Temperature 0 = each one's own default (MaskGIT 0.7, AR
     # 1.0), as the first quick tables were made; a lower temperature trades diversity (and FD) for adherence.
-    cfg_scale: float = DEFAULT_CFG
+    cfg_scale: float = SamplerConfig.cfg_scale
     temperature: float = 1.0
     # sampling.GUIDANCE_SCHEDULES, for MaskGIT and AR alike; the study's protocol stays "constant" (every
     # published table used it), where the shipped sampler defaults to "early".
     guidance_schedule: str = "constant"
-    randomness: float = DEFAULT_RANDOMNESS  # MaskGIT's choice temperature (AR has no such choice)
-    transparency_delay: float = DEFAULT_TRANSPARENCY_DELAY  # MaskGIT's keep order (pixelcore.sampling)
+    randomness: float = SamplerConfig.randomness  # MaskGIT's choice temperature (AR has no such choice)
+    transparency_delay: float = SamplerConfig.transparency_delay  # MaskGIT's keep order
     speed_repeats: int = 3
+
+    def sampler(self) -> SamplerConfig:
+        """MaskGIT's sampler settings in this study (no stray-hole pass: the study compares networks, and the
+        AR sampler has none)."""
+        return SamplerConfig(steps=self.sample_steps, cfg_scale=self.cfg_scale,
+                             temperature=self.temperature or SamplerConfig.temperature,
+                             guidance_schedule=self.guidance_schedule, randomness=self.randomness,
+                             transparency_delay=self.transparency_delay, min_cutout=0.0).validate()
 
     def resolved(self) -> ExperimentConfig:
         """Fills mode defaults: quick = a small model, a few CPU minutes each; full = the shipped preset."""

@@ -157,20 +157,11 @@ def load_system(config: ExperimentConfig, name: str) -> tuple[BatchGenerator, in
         return generate, model.num_params()
     model = load_model(path, device)
 
+    sampler = config.sampler()
+
     def generate(prompts: list[str], n: int, seed: int) -> np.ndarray:
-        tokens = sample(
-            model,
-            encode_prompt(model, prompts),
-            steps=config.sample_steps,
-            cfg_scale=config.cfg_scale,
-            guidance_schedule=config.guidance_schedule,
-            randomness=config.randomness,
-            transparency_delay=config.transparency_delay,
-            batch_size=n,
-            generator=torch.Generator().manual_seed(seed),
-            min_cutout=0.0,  # the study compares networks: no stray-hole pass, which the AR sampler lacks
-            **temperature,
-        )
+        tokens = sample(model, encode_prompt(model, prompts), sampler, batch_size=n,
+                        generator=torch.Generator().manual_seed(seed))
         return model.palette.dequantize(tokens).cpu().numpy().reshape(len(prompts), n, *tokens.shape[1:], 4)
 
     return generate, model.num_params()

@@ -9,7 +9,7 @@ import shutil
 from dataclasses import asdict, fields
 from pathlib import Path
 
-from pixelcore.sampling import DEFAULT_RANDOMNESS
+from pixelcore.sampling import SamplerConfig
 from .config import SYSTEMS, ExperimentConfig
 
 # (metrics.json key, column title, better: "high", "low" or "" for no direction)
@@ -114,7 +114,7 @@ def scored_sampling(metrics: dict[str, dict], config: dict, where: str | Path = 
     """
     # Runs written before these keys existed sampled at guidance 3 and each sampler's own temperature, with
     # constant guidance and the sampler's default randomness.
-    old_defaults = (3.0, 0.0, "constant", DEFAULT_RANDOMNESS, 0.0)
+    old_defaults = (3.0, 0.0, "constant", SamplerConfig.randomness, 0.0)
     run_setting = {k: config.get(k, v) for k, v in zip(SAMPLING_KEYS, old_defaults)}
     shared, choice = set(), set()
     for name, m in metrics.items():
@@ -142,7 +142,7 @@ def describe_sampling(sampling: tuple) -> str:
     text = f"guidance {cfg_scale}, temperature {temperature or 'MaskGIT 0.7, AR 1.0 (each its own default)'}"
     if schedule != "constant":
         text += f", {schedule} guidance schedule"
-    if randomness is not None and randomness != DEFAULT_RANDOMNESS:
+    if randomness is not None and randomness != SamplerConfig.randomness:
         text += f", MaskGIT randomness {randomness}"
     if delay:
         text += f", MaskGIT transparency delay {delay}"

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from pixelcore import default_model_path, encode_prompt, load_model, sample
+from pixelcore import SamplerConfig, default_model_path, encode_prompt, load_model, sample
 from pixelcore.images import checkerboard, composite, upscale_nearest
 
 TYPE_COLOURS = {"PIXEL_MODEL": (180, 120, 255), "PIXEL_COND": (255, 190, 80), "PIXEL_TOKENS": (90, 200, 160),
@@ -40,9 +40,9 @@ def _output_texture(workflow: dict) -> np.ndarray:
     seed, _, steps, cfg, temperature, batch, *optional = nodes["PixelCore_MaskGITSample"]["widgets_values"]
     schedule = {"guidance_schedule": optional[0]} if optional else {}  # saved before the widget existed: default
     model = load_model(default_model_path())
-    tokens = sample(model, encode_prompt(model, prompt, negative or None), steps=steps, cfg_scale=cfg,
-                    temperature=temperature, batch_size=batch, generator=torch.Generator().manual_seed(seed),
-                    **schedule)
+    config = SamplerConfig(steps=steps, cfg_scale=cfg, temperature=temperature, **schedule)
+    tokens = sample(model, encode_prompt(model, prompt, negative or None), config, batch_size=batch,
+                    generator=torch.Generator().manual_seed(seed))
     return model.palette.dequantize(tokens)[0].numpy()
 
 

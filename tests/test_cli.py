@@ -12,7 +12,8 @@ from PIL import Image
 
 from pixelcore.checkpoint import default_model_path, load_model, save_model
 from pixelcore.cli import main
-from pixelcore.sampling import DEFAULT_GUIDANCE_SCHEDULE, GUIDANCE_SCHEDULES
+from pixelcore.metadata import COMFYUI_KEYS, read_texture_info
+from pixelcore.sampling import GUIDANCE_SCHEDULES, SamplerConfig
 
 from conftest import sensitize
 
@@ -31,14 +32,22 @@ def _read_png(path: Path) -> tuple[np.ndarray, dict]:
         return np.asarray(img).copy(), dict(img.text)
 
 
+def _meta(path: Path):
+    info = read_texture_info(path)
+    assert info is not None, f"{path} carries no PixelCore metadata"
+    return info
+
+
 def _check_generated(out: Path, scale: int) -> np.ndarray:
     pixels, text = _read_png(out)
     assert pixels.shape == (16, 16, 4) and pixels.dtype == np.uint8
-    assert text["prompt"] == PROMPT and text["seed"] == "3"
-    big, big_text = _read_png(out.with_name(f"{out.stem}_x{scale}.png"))
+    assert not COMFYUI_KEYS & set(text)  # ComfyUI would read these as a workflow when the PNG is dropped on it
+    assert _meta(out).prompt == PROMPT and _meta(out).seed == 3
+    big_path = out.with_name(f"{out.stem}_x{scale}.png")
+    big, _ = _read_png(big_path)
     assert big.shape == (16 * scale, 16 * scale, 4)
     np.testing.assert_array_equal(big, pixels.repeat(scale, 0).repeat(scale, 1))  # exact nearest neighbour
-    assert big_text["prompt"] == PROMPT
+    assert _meta(big_path).prompt == PROMPT
     return pixels
 
 
@@ -69,26 +78,30 @@ def test_generate_in_process_with_a_given_model(tmp_path, saved_tiny_model):
     assert run("a.png") == 0 and run("b.png") == 0
     a, b = _check_generated(tmp_path / "a.png", 4), _check_generated(tmp_path / "b.png", 4)
     assert a.tobytes() == b.tobytes()
-    assert _read_png(tmp_path / "a.png")[1]["model"] == saved_tiny_model.name
+    assert _meta(tmp_path / "a.png").model == saved_tiny_model.name
     assert run("calm.png", "--randomness", "0", "--temperature", "0.5") == 0  # every setting is recorded
-    calm = _read_png(tmp_path / "calm.png")[1]
-    assert (calm["randomness"], calm["temperature"], calm["steps"]) == ("0.0", "0.5", "3")
-    assert calm["guidance_schedule"] == DEFAULT_GUIDANCE_SCHEDULE
+    calm = _meta(tmp_path / "calm.png").sampler
+    assert (calm["randomness"], calm["temperature"], calm["steps"]) == (0.0, 0.5, 3)
+    assert calm["guidance_schedule"] == SamplerConfig.guidance_schedule
     assert run("ramp.png", "--cfg", "8", "--guidance-schedule", "linear") == 0
-    assert _read_png(tmp_path / "ramp.png")[1]["guidance_schedule"] == "linear"
+    assert _meta(tmp_path / "ramp.png").sampler["guidance_schedule"] == "linear"
     assert run("many.png", "--n", "2", "--negative", "blurry") == 0
     for i in range(2):
-        assert _read_png(tmp_path / f"many_{i}.png")[1]["negative"] == "blurry"
+        assert _meta(tmp_path / f"many_{i}.png").negative == "blurry"
+        assert _meta(tmp_path / f"many_{i}.png").index == i
         assert (tmp_path / f"many_{i}_x4.png").is_file()
     assert not (tmp_path / "many.png").exists()
     assert run("hot.png", "--temperature", "3") == 0 and run("solid.png", "--opaque", "--temperature", "3") == 0
     assert (_read_png(tmp_path / "hot.png")[0][..., 3] == 0).any()
-    solid, meta = _read_png(tmp_path / "solid.png")
-    assert (solid[..., 3] == 255).all() and meta["opaque"] == "true"
-    assert not {"opaque", "transparency_delay"} & set(_read_png(tmp_path / "a.png")[1])  # recorded when set
-    assert run("late.png", "--temperature", "3", "--transparency-delay", "5") == 0  # reaches the keep order
-    late, meta = _read_png(tmp_path / "late.png")
-    assert meta["transparency_delay"] == "5.0" and late.tobytes() != _read_png(tmp_path / "hot.png")[0].tobytes()
+    solid = _read_png(tmp_path / "solid.png")[0]
+    assert (solid[..., 3] == 255).all() and _meta(tmp_path / "solid.png").sampler["opaque"] is True
+    assert _meta(tmp_path / "solid.png").kind == "block"
+    assert _meta(tmp_path / "a.png").sampler["transparency_delay"] == 0.0
+    # A research setting is reachable through --sampler-overrides and reaches the keep order.
+    assert run("late.png", "--temperature", "3", "--sampler-overrides", '{"transparency_delay": 5}') == 0
+    late = _read_png(tmp_path / "late.png")[0]
+    assert _meta(tmp_path / "late.png").sampler["transparency_delay"] == 5
+    assert late.tobytes() != _read_png(tmp_path / "hot.png")[0].tobytes()
 
 
 def test_generate_guidance_schedule_reaches_the_sampler(tmp_path, saved_tiny_model):
@@ -104,8 +117,8 @@ def test_generate_guidance_schedule_reaches_the_sampler(tmp_path, saved_tiny_mod
     textures = {schedule: texture(f"{schedule}.png", "--guidance-schedule", schedule).tobytes()
                 for schedule in GUIDANCE_SCHEDULES}
     assert textures["linear"] != textures["constant"]  # the flag reaches the sampler
-    assert texture("default.png").tobytes() == textures[DEFAULT_GUIDANCE_SCHEDULE]
-    assert _read_png(tmp_path / "linear.png")[1]["guidance_schedule"] == "linear"
+    assert texture("default.png").tobytes() == textures[SamplerConfig.guidance_schedule]
+    assert _meta(tmp_path / "linear.png").sampler["guidance_schedule"] == "linear"
 
 
 @pytest.mark.parametrize("args, fragment", [
@@ -113,9 +126,18 @@ def test_generate_guidance_schedule_reaches_the_sampler(tmp_path, saved_tiny_mod
     (["generate", "   ", "-o", "out.png"], "prompt is empty"),
     (["generate", PROMPT, "-o", "out.png", "--steps", "0"], "steps"),
     (["generate", PROMPT, "-o", "out.png", "--cfg", "99"], "cfg_scale"),
-    (["generate", PROMPT, "-o", "out.png", "--randomness", "-1"], "randomness must be in 0..20"),
-    (["generate", PROMPT, "-o", "out.png", "--transparency-delay", "-1"], "transparency_delay must be in 0..10"),
+    (["generate", PROMPT, "-o", "out.png", "--randomness", "-1"], "randomness must be a number in 0..20"),
+    (["generate", PROMPT, "-o", "out.png", "--sampler-overrides", '{"transparency_delay": -1}'],
+     "transparency_delay must be a number in 0..10"),
+    (["generate", PROMPT, "-o", "out.png", "--sampler-overrides", '{"nope": 1}'], "unknown sampler settings"),
+    (["generate", PROMPT, "-o", "out.png", "--temperature", "1e-300"], "temperature"),
     (["generate", PROMPT, "-o", "out.png", "--n", "0"], "batch_size"),
+    (["generate", PROMPT, "-o", "out.png", "--n", "1000"], "batch_size"),
+    (["generate", PROMPT, "-o", "out.png", "--seed", str(2**64)], "--seed"),
+    (["generate", PROMPT, "-o", "out.png", "--seed", "-1"], "--seed"),
+    (["generate", "a \ud800 sword", "-o", "out.png"], "lone surrogate"),
+    (["generate", PROMPT, "-o", "x" * 300 + ".png"], "too long"),
+    (["generate", PROMPT, "-o", "."], ".png"),
     (["generate", PROMPT, "-o", "out.png", "--scale", "0"], "scale"),
     (["generate", PROMPT, "-o", "out.png", "--scale", "100"], "scale"),
     (["generate", PROMPT, "-o", "out.jpg"], ".png"),
@@ -206,14 +228,93 @@ def test_average_of_one_file_is_refused_with_a_message(tmp_path, saved_tiny_mode
 def test_bench_counts_less_work_for_guidance_in_the_first_rounds_only(saved_tiny_model, capsys):
     from pixelcore.bench import run_benchmarks
 
-    constant = run_benchmarks(str(saved_tiny_model), torch.device("cpu"), guidance_schedule="constant")
-    early = run_benchmarks(str(saved_tiny_model), torch.device("cpu"), guidance_schedule="early")
+    constant = run_benchmarks(str(saved_tiny_model), torch.device("cpu"), SamplerConfig(guidance_schedule="constant"))
+    early = run_benchmarks(str(saved_tiny_model), torch.device("cpu"), SamplerConfig(guidance_schedule="early"))
     # Ten rounds: "constant" runs 20 image passes per texture, "early" 6 guided rounds and 4 unguided (16).
     assert 0.75 < early["mflop_per_image"] / constant["mflop_per_image"] < 0.85
     assert "mflop_per_image" in capsys.readouterr().out
 
 
-def test_bench_refuses_a_transparency_delay_it_would_not_use():
-    """bench times the default sampler; a flag it accepted and ignored would mislabel its numbers."""
-    with pytest.raises(SystemExit):
-        main(["bench", "--transparency-delay", "1"])
+def test_bench_takes_the_sampler_flags_it_times(saved_tiny_model, capsys):
+    """bench times the sampler its flags describe, and prints the settings beside the numbers."""
+    assert main(["bench", "--model", str(saved_tiny_model), "--steps", "3", "--guidance-schedule", "constant"]) == 0
+    printed = capsys.readouterr().out
+    assert "steps: 3" in printed and "guidance_schedule: constant" in printed
+
+
+def test_every_sampling_command_defaults_to_the_sampler_config():
+    """A sampling default lives in SamplerConfig only: generate, eval and bench read it from there."""
+    from dataclasses import fields
+
+    from pixelcore.cli import build_parser
+
+    parser, defaults = build_parser(), SamplerConfig()
+    for command in ("generate", "eval", "bench"):
+        args = parser.parse_args([command, PROMPT] if command == "generate" else
+                                 [command, "--prompts", "p.jsonl"] if command == "eval" else [command])
+        for f in fields(SamplerConfig):
+            if hasattr(args, f.name):
+                assert getattr(args, f.name) == getattr(defaults, f.name), (command, f.name)
+        assert not {"schedule", "transparency_delay"} & set(vars(args))  # research knobs are not user flags
+
+
+def test_outputs_that_cannot_be_written_are_refused_before_the_model_loads(tmp_path, caplog, monkeypatch):
+    import pixelcore.checkpoint
+
+    monkeypatch.setattr(pixelcore.checkpoint, "load_model", lambda *a, **k: pytest.fail("loaded a model"))
+    (tmp_path / "folder.png").mkdir()
+    (tmp_path / "file").write_text("not a folder")
+    for out, fragment in ((tmp_path / "folder.png", "is a folder"), (tmp_path / "file" / "x.png", "is a file")):
+        caplog.clear()
+        with caplog.at_level(logging.ERROR, logger="pixelcore"):
+            assert main(["generate", PROMPT, "-o", str(out), "--device", "cpu"]) == 2
+        assert fragment in caplog.text and "Traceback" not in caplog.text
+    assert sorted(os.listdir(tmp_path)) == ["file", "folder.png"]
+
+
+@pytest.mark.parametrize("device, fragment", [("bogus", "unknown device"), ("meta", "cannot run PixelCore"),
+                                              ("cuda:99", "cuda")])
+def test_unusable_devices_are_refused_with_a_message(tmp_path, caplog, device, fragment):
+    with caplog.at_level(logging.ERROR, logger="pixelcore"):
+        assert main(["generate", PROMPT, "-o", str(tmp_path / "x.png"), "--device", device]) == 2
+    assert fragment in caplog.text
+    assert os.listdir(tmp_path) == []
+
+
+def test_an_interrupted_set_leaves_no_file_behind(tmp_path, saved_tiny_model, monkeypatch, caplog):
+    """Ctrl-C (or a kill, which the CLI turns into the same) while a set is written: nothing appears, not even
+    a hidden temporary file, and the command ends with 130 and one line, no traceback."""
+    import pixelcore.images
+
+    written, real = [], pixelcore.images.save_png
+
+    def save_then_interrupt(rgba, path, text=None):
+        if len(written) == 3:
+            raise KeyboardInterrupt
+        written.append(path)
+        return real(rgba, path, text)
+
+    monkeypatch.setattr(pixelcore.images, "save_png", save_then_interrupt)
+    with caplog.at_level(logging.ERROR, logger="pixelcore"):
+        code = main(["generate", PROMPT, "-o", str(tmp_path / "set.png"), "--n", "4", "--steps", "2",
+                     "--model", str(saved_tiny_model), "--device", "cpu"])
+    assert code == 130 and "interrupted" in caplog.text
+    assert len(written) == 3 and os.listdir(tmp_path) == []
+
+
+def test_sigterm_during_a_set_cleans_up(tmp_path, saved_tiny_model):
+    """A real process killed with SIGTERM while it samples a large set exits without leaving files."""
+    import signal
+    import time
+
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "pixelcore", "generate", PROMPT, "-o", "set.png", "--n", "256", "--steps", "64",
+           "--model", str(saved_tiny_model), "--device", "cpu"]
+    process = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    time.sleep(4.0)  # past start-up, inside sampling
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr[-2000:]
+    assert "Traceback" not in stderr
+    assert os.listdir(tmp_path) == []

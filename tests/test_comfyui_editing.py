@@ -158,3 +158,20 @@ def test_load_image_to_tokens_round_trips_and_refuses_other_sizes(comfy, palette
     error = execution_error(entry)
     assert error is not None and error["node_id"] == "3"
     assert "20x20" in error["exception_message"] and "nearest-neighbour" in error["exception_message"]
+
+
+def test_a_png_written_by_the_cli_loads_in_comfyui(comfy):
+    """The CLI's metadata never uses ComfyUI's own ``prompt``/``workflow`` keys, which ComfyUI would read as a
+    graph: its PNG goes through core Load Image and back to the same pixels."""
+    from pixelcore.cli import main
+    from pixelcore.metadata import COMFYUI_KEYS, read_texture_info
+
+    out = comfy.workdir / "input" / "cli_texture.png"
+    assert main(["generate", "a red sword", "-o", str(out), "--model", str(comfy.model_dir / TINY), "--steps", "2",
+                 "--temperature", "0.5", "--device", "cpu"]) == 0
+    with Image.open(out) as png:
+        written, text = np.array(png), dict(png.text)
+    assert not COMFYUI_KEYS & set(text) and read_texture_info(out).prompt == "a red sword"
+    entry = run_ok(comfy, load_image_graph("cli_texture.png"))
+    (loaded,) = pixels(comfy, entry, "5")
+    assert np.array_equal(loaded, written)

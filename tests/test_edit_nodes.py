@@ -127,14 +127,15 @@ def test_seamless_sampling_node_and_tile_preview(pack, model, cond):
 
 def test_sampling_node_fills_stray_holes_unless_told_not_to(pack, model, cond, monkeypatch):
     from pixelcore import editing
-    from pixelcore.sampling import DEFAULT_MIN_CUTOUT
+    from pixelcore.sampling import SamplerConfig
 
     seen, real = [], editing.sample
-    monkeypatch.setattr(editing, "sample", lambda *a, **k: seen.append(k["min_cutout"]) or real(*a, **k))
+    monkeypatch.setattr(editing, "sample", lambda model, cond, config, **k: seen.append(config.min_cutout)
+                        or real(model, cond, config, **k))
     run(pack, "PixelCore_MaskGITSampleAdvanced", model, cond, **SETTINGS, batch_size=1, seamless=False)
     run(pack, "PixelCore_MaskGITSampleAdvanced", model, cond, **SETTINGS, batch_size=1, seamless=False,
         fill_stray_holes=False)
-    assert seen == [DEFAULT_MIN_CUTOUT, 0.0]
+    assert seen == [SamplerConfig.min_cutout, 0.0]
 
 
 def test_recolor_makes_one_texture_per_variant(pack, model):

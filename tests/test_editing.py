@@ -1,6 +1,8 @@
 """Contracts of pixelcore.editing on a tiny random-weight model: what is kept is kept, locks hold, errors say
 what to do."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -8,7 +10,7 @@ import torch
 from pixelcore import editing
 from pixelcore.model import ConvBlock, PixelConfig, PixelModel
 from pixelcore.palette import Palette
-from pixelcore.sampling import encode_prompt, sample
+from pixelcore.sampling import SamplerConfig, encode_prompt, sample
 
 COLORS = np.array([[200, 30, 30], [30, 30, 200], [30, 200, 30], [240, 240, 60], [20, 20, 20],
                    [250, 250, 250]], np.uint8)
@@ -32,7 +34,7 @@ def cond(model):
 
 @pytest.fixture(scope="module")
 def texture(model, cond):
-    return sample(model, cond, steps=STEPS, generator=gen(1))  # (1, 16, 16)
+    return sample(model, cond, generator=gen(1), config=SamplerConfig(steps=STEPS))  # (1, 16, 16)
 
 
 # --- image -> tokens ---
@@ -88,10 +90,10 @@ def test_mask_cells_are_set_when_any_pixel_is_painted():
 def test_inpaint_keeps_unmasked_cells_and_follows_the_seed(model, cond, texture):
     repaint = torch.zeros(1, 16, 16, dtype=torch.bool)
     repaint[:, 4:12, 2:9] = True
-    out = editing.inpaint(model, cond, texture, repaint, steps=STEPS, generator=gen(3))
+    out = editing.inpaint(model, cond, texture, repaint, generator=gen(3), config=SamplerConfig(steps=STEPS))
     assert torch.equal(out[~repaint], texture[~repaint])
     assert not torch.equal(out, texture)  # something was repainted
-    again = editing.inpaint(model, cond, texture, repaint, steps=STEPS, generator=gen(3))
+    again = editing.inpaint(model, cond, texture, repaint, generator=gen(3), config=SamplerConfig(steps=STEPS))
     assert torch.equal(out, again)
 
 
@@ -100,7 +102,8 @@ def test_inpaint_a_batch_with_one_prompt_and_a_palette_lock(model, cond, texture
     repaint = torch.zeros(2, 16, 16, dtype=torch.bool)
     repaint[0, :8], repaint[1, 8:] = True, True
     allowed = torch.tensor([2, 3])
-    out = editing.inpaint(model, cond, batch, repaint, allowed_tokens=allowed, steps=STEPS, generator=gen(4))
+    out = editing.inpaint(model, cond, batch, repaint, allowed_tokens=allowed, generator=gen(4),
+                          config=SamplerConfig(steps=STEPS))
     assert torch.equal(out[~repaint], batch[~repaint])
     assert set(out[repaint].unique().tolist()) <= {0, 2, 3}
 
@@ -114,14 +117,15 @@ def test_strength_zero_is_the_input(model, cond, texture):
 
 def test_strength_one_ignores_the_input(model, cond, texture):
     other = torch.randint(0, len(model.palette), (1, 16, 16), generator=gen(6))
-    a = editing.variations(model, cond, texture, 1.0, steps=STEPS, generator=gen(7))
-    b = editing.variations(model, cond, other, 1.0, steps=STEPS, generator=gen(7))
+    a = editing.variations(model, cond, texture, 1.0, generator=gen(7), config=SamplerConfig(steps=STEPS))
+    b = editing.variations(model, cond, other, 1.0, generator=gen(7), config=SamplerConfig(steps=STEPS))
     assert torch.equal(a, b)
-    assert torch.equal(a, sample(model, cond, steps=STEPS, generator=gen(7)))
+    assert torch.equal(a, sample(model, cond, generator=gen(7), config=SamplerConfig(steps=STEPS)))
 
 
 def test_partial_strength_changes_at_most_that_share(model, cond, texture):
-    out = editing.variations(model, cond, texture, 0.25, batch_size=4, steps=STEPS, generator=gen(8))
+    out = editing.variations(model, cond, texture, 0.25, batch_size=4, generator=gen(8),
+                             config=SamplerConfig(steps=STEPS))
     changed = (out != texture).reshape(4, -1).sum(1)
     assert out.shape == (4, 16, 16) and (changed <= 64).all() and changed.sum() > 0
     with pytest.raises(ValueError, match="strength"):
@@ -133,11 +137,11 @@ def test_partial_strength_changes_at_most_that_share(model, cond, texture):
 def test_locked_samples_use_only_allowed_colours(model, cond, texture):
     lock = editing.lock_most_used(texture, 2)
     assert len(lock) <= 2 and 0 not in lock.tolist()
-    out = editing.sample_around(model, cond, None, None, 4, allowed_tokens=lock, steps=STEPS,
-                                generator=gen(9))
+    out = editing.sample_around(model, cond, None, None, 4, allowed_tokens=lock, generator=gen(9),
+                                config=SamplerConfig(steps=STEPS))
     assert set(out.unique().tolist()) <= {0, *lock.tolist()}
-    varied = editing.variations(model, cond, texture, 0.3, allowed_tokens=torch.tensor([5]), steps=STEPS,
-                                generator=gen(10))
+    varied = editing.variations(model, cond, texture, 0.3, allowed_tokens=torch.tensor([5]), generator=gen(10),
+                                config=SamplerConfig(steps=STEPS))
     assert set(varied.unique().tolist()) <= {0, 5}  # kept cells of other colours were re-masked too
 
 
@@ -165,30 +169,31 @@ def test_seam_score_ranks_a_hard_seam_above_a_seamless_tile():
 
 
 def test_seamless_sampling_gives_a_finite_score_and_restores_the_model(model, cond):
-    out = editing.sample_around(model, cond, None, None, 2, seamless=True, steps=STEPS, generator=gen(11))
+    out = editing.sample_around(model, cond, None, None, 2, seamless=True, generator=gen(11),
+                                config=SamplerConfig(steps=STEPS))
     scores = [editing.seam_score(model.palette.dequantize(t).numpy()) for t in out]
     assert all(np.isfinite(s) for s in scores)
-    plain = sample(model, cond, batch_size=2, steps=STEPS, generator=gen(11))
+    plain = sample(model, cond, batch_size=2, generator=gen(11), config=SamplerConfig(steps=STEPS))
     assert not torch.equal(out, plain)  # the wrap-around changed the network's view
     assert all(m.padding_mode == "constant" for m in model.modules() if isinstance(m, ConvBlock))
     assert editing.tile(np.zeros((16, 16, 4)), 3).shape == (48, 48, 4)
 
 
 def test_opaque_sampling_never_draws_transparent_but_keeps_given_cells(model, cond):
-    kwargs = {"steps": STEPS, "temperature": 3.0}
-    plain = editing.sample_around(model, cond, None, None, 4, generator=gen(12), **kwargs)
+    hot = SamplerConfig(steps=STEPS, temperature=3.0)
+    plain = editing.sample_around(model, cond, None, None, 4, hot, generator=gen(12))
     assert (plain == editing.TRANSPARENT).any()  # a hot, untrained sampler draws holes
-    solid = editing.sample_around(model, cond, None, None, 4, opaque=True, seamless=True, generator=gen(12),
-                                  **kwargs)
+    solid = editing.sample_around(model, cond, None, None, 4, replace(hot, opaque=True), seamless=True,
+                                  generator=gen(12))
     assert not (solid == editing.TRANSPARENT).any()
     init = torch.full((1, 16, 16), 2)
     init[:, :4] = editing.TRANSPARENT
     keep = torch.zeros(1, 16, 16, dtype=torch.bool)
     keep[:, :4] = True
-    kept = editing.sample_around(model, cond, init, keep, 2, opaque=True, generator=gen(13), **kwargs)
+    kept = editing.sample_around(model, cond, init, keep, 2, replace(hot, opaque=True), generator=gen(13))
     assert (kept[:, :4] == editing.TRANSPARENT).all() and not (kept[:, 4:] == editing.TRANSPARENT).any()
     assert not model._forward_hooks  # the model is left as it was
-    assert torch.equal(editing.sample_around(model, cond, None, None, 4, generator=gen(12), **kwargs), plain)
+    assert torch.equal(editing.sample_around(model, cond, None, None, 4, hot, generator=gen(12)), plain)
 
 
 # --- recolour ---
@@ -199,7 +204,7 @@ def test_recolor_keeps_silhouette_and_outline_and_makes_one_per_prompt(model, te
     shape = texture.clone()
     shape[:, :, :4] = 0  # transparent band
     shape[:, 0, 4:] = model.palette.nearest_tokens(np.array([[20, 20, 20]], np.uint8))  # a dark outline row
-    out = editing.recolor(model, shape, prompts, steps=STEPS, generator=gen(12))
+    out = editing.recolor(model, shape, prompts, generator=gen(12), config=SamplerConfig(steps=STEPS))
     assert out.shape == (3, 16, 16)
     keep = editing.structure_mask(model.palette, shape)
     assert keep[0, :, :4].all()

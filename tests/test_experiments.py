@@ -16,6 +16,7 @@ from research import features as feat
 from research.ar import ARModel, load_ar, sample_ar, save_ar
 from research.retrieval import RetrievalModel
 from research.__main__ import main as experiments_main
+from pixelcore.sampling import SamplerConfig
 from research.config import ExperimentConfig
 from research.runner import run, write_json
 from research.table import render
@@ -347,11 +348,12 @@ def test_one_temperature_reaches_both_samplers(tiny_data, tmp_path, monkeypatch)
     seen = []
     real_sample, real_sample_ar = runner.sample, runner.sample_ar
     cutouts = []
-    monkeypatch.setattr(runner, "sample", lambda *a, **k: seen.append(k.get("temperature"))
-                        or cutouts.append(k.get("min_cutout")) or real_sample(*a, **k))
+    monkeypatch.setattr(runner, "sample", lambda model, cond, config, **k: seen.append(config.temperature)
+                        or cutouts.append(config.min_cutout) or real_sample(model, cond, config, **k))
     monkeypatch.setattr(runner, "sample_ar",
                         lambda *a, **k: seen.append(k.get("temperature")) or real_sample_ar(*a, **k))
-    for temperature, expected in ((0.0, [None, None]), (1.3, [1.3, 1.3])):  # 0 = each sampler's own default
+    own = [SamplerConfig.temperature, None]  # 0 = each sampler's own default
+    for temperature, expected in ((0.0, own), (1.3, [1.3, 1.3])):
         seen.clear()
         for name in ("maskgit", "ar"):
             generate, _ = runner.load_system(replace(config.resolved(), temperature=temperature), name)
@@ -579,3 +581,11 @@ def test_training_cost_counts_work_that_follows_the_architecture():
 
     order = longest_first(config, ["retrieval", "no_2d", "no_tv", "ar", "palette64"])
     assert order == ["ar", "no_tv", "palette64", "no_2d", "retrieval"]  # run --jobs starts them in this order
+
+
+def test_the_study_samples_with_the_shipped_settings_except_what_its_protocol_pins():
+    """A sampling default lives in SamplerConfig; the study pins only temperature, schedule and the hole fill."""
+    study, shipped = ExperimentConfig().sampler(), SamplerConfig()
+    pinned = {"temperature", "guidance_schedule", "min_cutout"}
+    assert {k: v for k, v in study.to_dict().items() if k not in pinned} == \
+        {k: v for k, v in shipped.to_dict().items() if k not in pinned}

@@ -157,9 +157,10 @@ def test_every_node_is_registered_with_prefix_tooltips_and_description(pack):
 
 
 def test_sampling_nodes_default_to_the_core_sampler_settings(pack):
-    from pixelcore.sampling import DEFAULT_CFG, DEFAULT_STEPS, DEFAULT_TEMPERATURE
+    from pixelcore.sampling import SamplerConfig
 
-    expected = {"steps": DEFAULT_STEPS, "cfg": DEFAULT_CFG, "temperature": DEFAULT_TEMPERATURE}
+    defaults = SamplerConfig()
+    expected = {"steps": defaults.steps, "cfg": defaults.cfg_scale, "temperature": defaults.temperature}
     checked = 0
     for node_id, cls in pack.nodes.items():
         inputs = cls.INPUT_TYPES()["required"]
@@ -168,17 +169,18 @@ def test_sampling_nodes_default_to_the_core_sampler_settings(pack):
                 assert inputs[name][1]["default"] == value, f"{node_id}.{name}: not the CLI's default {value}"
                 checked += 1
     assert checked >= 6  # MaskGIT Sample and the editing nodes
-    from pixelcore.sampling import DEFAULT_GUIDANCE_SCHEDULE, GUIDANCE_SCHEDULES
+    from pixelcore.sampling import GUIDANCE_SCHEDULES
 
     for node_id, cls in pack.nodes.items():
         inputs = cls.INPUT_TYPES()
         if "steps" in inputs["required"]:  # every sampling node offers the schedule, optional for old workflows
             choices, options = inputs["optional"]["guidance_schedule"]
-            assert choices == list(GUIDANCE_SCHEDULES) and options["default"] == DEFAULT_GUIDANCE_SCHEDULE, node_id
+            assert choices == list(GUIDANCE_SCHEDULES) and options["default"] == defaults.guidance_schedule, \
+                node_id
 
 
 def test_guidance_schedule_reaches_the_sampler(pack):
-    from pixelcore.sampling import DEFAULT_GUIDANCE_SCHEDULE, GUIDANCE_SCHEDULES, sample
+    from pixelcore.sampling import GUIDANCE_SCHEDULES, SamplerConfig, sample
 
     (model,) = run(pack, "PixelCore_LoadPixelModel", TINY)
     sensitize(model)  # an untrained tiny model ignores its prompt, and so guidance
@@ -187,14 +189,14 @@ def test_guidance_schedule_reaches_the_sampler(pack):
     for schedule in GUIDANCE_SCHEDULES:
         (tokens,) = run(pack, "PixelCore_MaskGITSample", model, cond, 3, 10, 3.0, 0.7, 2,
                         guidance_schedule=schedule)
-        core = sample(model, cond, steps=10, cfg_scale=3.0, temperature=0.7, batch_size=2,
-                      guidance_schedule=schedule, generator=torch.Generator().manual_seed(3))
+        config = SamplerConfig(steps=10, cfg_scale=3.0, temperature=0.7, guidance_schedule=schedule)
+        core = sample(model, cond, config, batch_size=2, generator=torch.Generator().manual_seed(3))
         assert torch.equal(tokens.tokens, core)
         drawn[schedule] = tokens.tokens
     # Were the schedule ignored, every node output would be the same, and so every core output above.
     assert len({t.numpy().tobytes() for t in drawn.values()}) > 1
     (default,) = run(pack, "PixelCore_MaskGITSample", model, cond, 3, 10, 3.0, 0.7, 2)
-    assert torch.equal(default.tokens, drawn[DEFAULT_GUIDANCE_SCHEDULE])  # a workflow saved without it
+    assert torch.equal(default.tokens, drawn[SamplerConfig.guidance_schedule])  # a workflow saved without it
 
 
 def test_model_dropdown_lists_builtin_and_only_safetensors(pack):

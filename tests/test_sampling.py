@@ -1,9 +1,11 @@
+from dataclasses import fields
+
 import pytest
 import torch
 
 from pixelcore.palette import TRANSPARENT
 from pixelcore.sampling import (MAX_BATCH, MAX_CFG, MAX_RANDOMNESS, MAX_STEPS, MAX_TEMPERATURE, MAX_TRANSPARENCY_DELAY,
-                                encode_prompt, guidance_scale, sample, sampling_step)
+                                MIN_TEMPERATURE, SamplerConfig, encode_prompt, guidance_scale, sample, sampling_step)
 from pixelcore.schedule import SCHEDULES, mask_ratio, tokens_to_keep_masked, training_mask_ratio
 
 from conftest import sensitize
@@ -11,10 +13,14 @@ from conftest import sensitize
 STEPS = 4  # few rounds keep the suite fast; the loop is the same for any count
 
 
+SAMPLER_FIELDS = {f.name for f in fields(SamplerConfig)}
+
+
 def _sample(model, prompt="a red sword", seed=0, **kwargs):
-    kwargs.setdefault("steps", STEPS)
+    """``sample`` with STEPS rounds; sampler settings among ``kwargs`` go into its ``SamplerConfig``."""
+    settings = {"steps": STEPS, **{k: kwargs.pop(k) for k in list(kwargs) if k in SAMPLER_FIELDS}}
     generator = torch.Generator().manual_seed(seed)
-    return sample(model, encode_prompt(model, prompt), generator=generator, **kwargs)
+    return sample(model, encode_prompt(model, prompt), SamplerConfig(**settings), generator=generator, **kwargs)
 
 
 def test_output_shape_and_range(tiny_model):
@@ -121,7 +127,10 @@ def test_stray_hole_fill_respects_the_palette_lock(tiny_model):
     ({"steps": 2.5}, "steps"),
     ({"cfg_scale": -1.0}, f"0..{MAX_CFG:g}"), ({"cfg_scale": MAX_CFG + 1}, f"0..{MAX_CFG:g}"),
     ({"cfg_scale": float("nan")}, "cfg_scale"),
-    ({"temperature": 0.0}, f"(0, {MAX_TEMPERATURE:g}]"), ({"temperature": 6.0}, f"(0, {MAX_TEMPERATURE:g}]"),
+    ({"temperature": 0.0}, f"{MIN_TEMPERATURE:g}..{MAX_TEMPERATURE:g}"),
+    ({"temperature": 6.0}, f"{MIN_TEMPERATURE:g}..{MAX_TEMPERATURE:g}"),
+    ({"temperature": 1e-300}, "temperature"), ({"temperature": None}, "temperature"), ({"steps": "4"}, "steps"),
+    ({"cfg_scale": "3"}, "cfg_scale"), ({"opaque": "yes"}, "opaque"), ({"steps": True}, "steps"),
     ({"batch_size": 0}, f"1..{MAX_BATCH}"), ({"batch_size": MAX_BATCH + 1}, f"1..{MAX_BATCH}"),
     ({"schedule": "exponential"}, "cosine"),
     ({"min_cutout": -0.1}, "0..1"), ({"min_cutout": 1.5}, "0..1"),
@@ -131,9 +140,33 @@ def test_stray_hole_fill_respects_the_palette_lock(tiny_model):
 ])
 def test_out_of_range_settings_are_refused_with_the_range(tiny_model, kwargs, fragment):
     cond = encode_prompt(tiny_model, "a red sword")
+    batch = {k: kwargs.pop(k) for k in list(kwargs) if k == "batch_size"}
     with pytest.raises(ValueError) as info:
-        sample(tiny_model, cond, **kwargs)
+        sample(tiny_model, cond, SamplerConfig(**kwargs), **batch)
     assert fragment in str(info.value)
+
+
+def test_a_batch_of_many_prompts_is_capped():
+    """Prompts x batch, not the batch alone, is what costs memory and time."""
+    from pixelcore.sampling import check_batch
+
+    check_batch(MAX_BATCH, 1)
+    with pytest.raises(ValueError, match=f"at most {MAX_BATCH}"):
+        check_batch(MAX_BATCH // 2 + 1, 2)
+
+
+def test_too_many_prompts_are_refused_before_encoding(tiny_model):
+    with pytest.raises(ValueError, match=f"at most {MAX_BATCH}"):
+        encode_prompt(tiny_model, ["a red sword"] * (MAX_BATCH + 1))
+
+
+def test_sampler_overrides_are_checked():
+    assert SamplerConfig().with_overrides('{"randomness": 4.5}').randomness == 4.5
+    assert SamplerConfig().with_overrides(None) == SamplerConfig()
+    for bad, fragment in (('{"bogus": 1}', "unknown sampler settings"), ("[1]", "JSON object"),
+                          ("{", "not valid JSON"), ('{"steps": 0}', "steps")):
+        with pytest.raises(ValueError, match=fragment):
+            SamplerConfig().with_overrides(bad)
 
 
 def test_transparency_delay_keeps_opaque_cells_first():
@@ -173,7 +206,8 @@ def test_negative_prompts(tiny_model):
     sensitize(tiny_model)
     plain = _sample(tiny_model, seed=1, cfg_scale=8.0)
     cond = encode_prompt(tiny_model, "a red sword", negative="green leaves block")
-    steered = sample(tiny_model, cond, steps=STEPS, cfg_scale=8.0, generator=torch.Generator().manual_seed(1))
+    steered = sample(tiny_model, cond, SamplerConfig(steps=STEPS, cfg_scale=8.0),
+                     generator=torch.Generator().manual_seed(1))
     assert not torch.equal(steered, plain)
 
 
@@ -254,8 +288,8 @@ def test_linear_guidance_skips_the_unconditional_pass_while_nothing_is_decided(t
     passes = _count_passes(tiny_model, monkeypatch)
     cond = encode_prompt(tiny_model, "a red sword")
     for schedule in ("constant", "linear"):
-        sample(tiny_model, cond, steps=3, cfg_scale=3.0, batch_size=2, guidance_schedule=schedule,
-               min_cutout=0.0, generator=torch.Generator().manual_seed(0))
+        sample(tiny_model, cond, SamplerConfig(steps=3, cfg_scale=3.0, guidance_schedule=schedule, min_cutout=0.0),
+               batch_size=2, generator=torch.Generator().manual_seed(0))
     assert passes["image"] == [4, 4, 4, 2, 4, 4]  # guided rounds run the prompt and the null condition together
 
 

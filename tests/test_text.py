@@ -6,7 +6,7 @@ import torch
 
 from pixelcore.checkpoint import CheckpointError, load_model, read_metadata, save_model
 from pixelcore.model import PixelConfig, PixelModel
-from pixelcore.sampling import encode_prompt, sample
+from pixelcore.sampling import SamplerConfig, encode_prompt, sample
 from pixelcore.text import MAX_PROMPT_CHARS, check_prompts
 
 TINY_CLIP = "pixelcore-test-tiny-clip"
@@ -39,7 +39,7 @@ def test_long_prompt_is_cut_not_refused(caplog, tiny_model):
         (checked,) = check_prompts("a red sword " * 1000)
     assert len(checked) == MAX_PROMPT_CHARS
     assert "cut" in caplog.text
-    tokens = sample(tiny_model, encode_prompt(tiny_model, "x" * 10_000), steps=2,
+    tokens = sample(tiny_model, encode_prompt(tiny_model, "x" * 10_000), SamplerConfig(steps=2),
                     generator=torch.Generator().manual_seed(0))
     assert tokens.shape == (1, 16, 16)
 
@@ -111,7 +111,7 @@ def test_open_clip_pretrained_path(tmp_path, palette, tiny_clip_weights):
         want = model.eval()(tokens, *model.condition(features, mask))
         got = loaded(tokens, *loaded.condition(*loaded.encode_text(["a red sword", "一把蓝色的钻石剑"])))
     torch.testing.assert_close(got, want)
-    assert sample(loaded, encode_prompt(loaded, "a red sword"), steps=2).shape == (1, 16, 16)
+    assert sample(loaded, encode_prompt(loaded, "a red sword"), SamplerConfig(steps=2)).shape == (1, 16, 16)
 
 
 def test_open_clip_bad_names_are_refused_usefully(tmp_path, palette, tiny_clip_weights):

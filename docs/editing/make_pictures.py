@@ -9,6 +9,7 @@ kept and what changes, not good textures). Writes docs/editing/*.png and docs/ed
 import argparse
 import json
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,7 @@ from pixelcore.data import decode_png
 from pixelcore.images import save_grid
 from pixelcore.model import PixelConfig, PixelModel
 from pixelcore.palette import Palette
-from pixelcore.sampling import encode_prompt, sample
+from pixelcore.sampling import SamplerConfig, encode_prompt, sample
 
 OUT = Path(__file__).resolve().parent
 STEPS = 12
@@ -61,7 +62,7 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO)
     data = Path(args.data)
     model, model_name = pick_model(args.model, data)
-    settings = dict(steps=STEPS, cfg_scale=3.0)
+    settings = SamplerConfig(steps=STEPS, cfg_scale=3.0)
     sword_rgba = read(data, "default_tool_diamondsword.png")
     sword = editing.image_to_tokens(sword_rgba, model.palette)
     sword_cond = encode_prompt(model, "a diamond sword")
@@ -70,32 +71,32 @@ def main() -> None:
     repaint = torch.zeros(1, 16, 16, dtype=torch.bool)
     repaint[:, 2:8, 8:14] = True  # the blade tip
     golden = encode_prompt(model, "a golden sword")
-    inpainted = editing.inpaint(model, golden, sword, repaint, generator=gen(1), **settings)
+    inpainted = editing.inpaint(model, golden, sword, repaint, generator=gen(1), config=settings)
     save_grid(rgba(model, torch.cat([sword, inpainted])), OUT / "inpaint.png", cols=2)
-    varied = editing.variations(model, sword_cond, sword, 0.4, batch_size=3, generator=gen(2), **settings)
+    varied = editing.variations(model, sword_cond, sword, 0.4, batch_size=3, generator=gen(2), config=settings)
     save_grid(rgba(model, torch.cat([sword, varied])), OUT / "variations.png", cols=4)
 
     apple_cond = encode_prompt(model, "a red apple")
-    free = sample(model, apple_cond, generator=gen(3), **settings)
+    free = sample(model, apple_cond, settings, generator=gen(3))
     lock = editing.lock_most_used(free, 4)
-    locked = editing.sample_around(model, apple_cond, None, None, 1, allowed_tokens=lock, generator=gen(4),
-                                   **settings)
+    locked = editing.sample_around(model, apple_cond, None, None, 1, settings, allowed_tokens=lock,
+                                   generator=gen(4))
     save_grid(rgba(model, torch.cat([free, locked])), OUT / "palette_lock.png", cols=2)
 
     block_cond = encode_prompt(model, "a mossy cobblestone block")
-    plain = sample(model, block_cond, generator=gen(5), **settings)
-    seamless = editing.sample_around(model, block_cond, None, None, 1, seamless=True, generator=gen(5),
-                                     **settings)
+    plain = sample(model, block_cond, settings, generator=gen(5))
+    seamless = editing.sample_around(model, block_cond, None, None, 1, settings, seamless=True, generator=gen(5))
     save_grid(np.stack([editing.tile(rgba(model, plain[0])), editing.tile(rgba(model, seamless[0]))]),
               OUT / "seamless.png", cols=2, scale=4)
 
     leaves_cond = encode_prompt(model, "green leaves block")
-    holed = sample(model, leaves_cond, batch_size=4, generator=gen(8), **settings)
-    solid = editing.sample_around(model, leaves_cond, None, None, 4, opaque=True, generator=gen(8), **settings)
+    holed = sample(model, leaves_cond, settings, batch_size=4, generator=gen(8))
+    solid = editing.sample_around(model, leaves_cond, None, None, 4, replace(settings, opaque=True),
+                                  generator=gen(8))
     save_grid(rgba(model, torch.cat([holed, solid])), OUT / "opaque.png", cols=4)
 
     family = editing.recolor(model, sword, editing.recolor_prompts("red, blue, gold, green", "sword"),
-                             generator=gen(6), **settings)
+                             settings, generator=gen(6))
     save_grid(rgba(model, torch.cat([sword, family])), OUT / "recolor.png", cols=5)
 
     scores = seam_scores(model, data)
@@ -113,8 +114,8 @@ def seam_scores(model: PixelModel, data: Path, count: int = 32) -> dict:
     per_prompt = count // len(prompts)
     out = {}
     for seamless in (False, True):
-        tokens = editing.sample_around(model, cond, None, None, count, seamless=seamless, generator=gen(7),
-                                       steps=STEPS, cfg_scale=3.0)
+        tokens = editing.sample_around(model, cond, None, None, count, SamplerConfig(steps=STEPS, cfg_scale=3.0),
+                                       seamless=seamless, generator=gen(7))
         out["generated_seamless" if seamless else "generated_plain"] = _summary(
             [editing.seam_score(rgba(model, t)) for t in tokens])
     out["real_blocks"] = _summary(real)
