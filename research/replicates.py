@@ -17,6 +17,7 @@ import math
 from pathlib import Path
 
 from .config import SYSTEMS
+from .notes import page_notes
 from .table import (COLUMNS, REFERENCES, REPEATED_DISTANCES, describe_sampling, improvement, load_run,
                     reference_values, run_command, sampling_settings, scored_sampling)
 
@@ -159,8 +160,7 @@ def _win_table(group: list[dict], columns: list[tuple[str, str, str]]) -> list[s
 def render_replicates(runs: list[str | Path], out: str | Path, notes: str | Path | None = None) -> Path:
     """Writes the replicate summary of ``runs`` to ``out``: per sampling setting, every metric's mean ± sd,
     the pairwise win counts and the verdicts; with several settings, the verdicts over all of them."""
-    if notes and not Path(notes).is_file():
-        raise ValueError(f"notes file {notes} not found")
+    kept_notes = page_notes(out, notes)
     groups = load_replicates(runs)
     everything = [r for group in groups.values() for r in group]
     columns = [c for c in COLUMNS if any(c[0] in m for r in everything for m in r["metrics"].values())]
@@ -176,7 +176,7 @@ def render_replicates(runs: list[str | Path], out: str | Path, notes: str | Path
         "A verdict calls a claim shown on a metric only where it held in every run; FD½ and KID½ repeat FD and "
         "KID on another protocol and are not counted twice.",
         "",
-        Path(notes).read_text(encoding="utf-8") if notes else "",
+        kept_notes,
     ]
     for sampling, group in groups.items():
         seeds = ", ".join(str(r["config"].get("seed")) for r in group)
@@ -213,8 +213,7 @@ def render_replicates(runs: list[str | Path], out: str | Path, notes: str | Path
         *[run_command({**r["config"], **sampling_settings(r["sampling"])}, r["run"].as_posix())
           for r in everything],
         "python -m research replicates --runs "
-        + " ".join(r["run"].as_posix() for r in everything) + f" --out {Path(out).as_posix()}"
-        + (f" --notes {Path(notes).as_posix()}" if notes else ""),
+        + " ".join(r["run"].as_posix() for r in everything) + f" --out {Path(out).as_posix()}",
         "```",
         "",
     ]

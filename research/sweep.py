@@ -32,6 +32,7 @@ from pixelcore.sampling import GUIDANCE_SCHEDULES, MAX_CFG, MAX_RANDOMNESS, MAX_
 from . import features as feat
 from .config import SYSTEMS, ExperimentConfig
 from .runner import heldout_prompts, load_system, sample_in_chunks, training_split, write_json
+from .notes import page_notes
 from .table import fmt, run_command
 
 log = logging.getLogger(__name__)
@@ -167,14 +168,14 @@ def render_sweep(runs: list[str | Path], out: str | Path, notes: str | Path | No
                  baseline: dict | None = None) -> Path:
     """Writes the sweep report. Each run is a check run in turn: each system's setting is picked on the other
     runs (``pick_setting``) and read off the check run beside the study's shared setting (``baseline``,
-    default: the study's defaults). A hand-written ``notes`` markdown file goes above the comparison.
+    default: the study's defaults). Hand-written notes go above the comparison: those already in the page are
+    kept; a ``notes`` markdown file replaces them (``notes.page_notes``).
 
     Raises:
         ValueError: for a run with no sweep.json, runs that swept other systems, settings or repeats, runs
             that share a seed, fewer than two runs, or a missing notes file.
     """
-    if notes and not Path(notes).is_file():
-        raise ValueError(f"notes file {notes} not found")
+    kept_notes = page_notes(out, notes)
     runs = [Path(r) for r in runs]
     if len(runs) < 2:
         raise ValueError("a sweep report needs at least two runs: the others pick the settings, one checks them")
@@ -215,7 +216,7 @@ def render_sweep(runs: list[str | Path], out: str | Path, notes: str | Path | No
         "with the setting picked on the **other** runs (best mean FD rank there), so no number below is the "
         "run's own selection luck; the study's shared setting is in brackets.",
         "",
-        Path(notes).read_text(encoding="utf-8") if notes else "",
+        kept_notes,
         "## Every run, at the setting picked on the others",
         "",
         "| check run | system | picked setting | " + " | ".join(label for _, label, _ in METRICS) + " |",
@@ -263,7 +264,7 @@ def render_sweep(runs: list[str | Path], out: str | Path, notes: str | Path | No
                      f"{' --quick' if config.get('quick') else ''} --seed {d['seed']} --only {' '.join(names)}"
                      f" {grid}")
     parts += [f"python -m research sweep-table --runs {' '.join(r.as_posix() for r in runs)} "
-              f"--out {Path(out).as_posix()}" + (f" --notes {Path(notes).as_posix()}" if notes else ""), "```", ""]
+              f"--out {Path(out).as_posix()}", "```", ""]
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(parts), encoding="utf-8")

@@ -10,7 +10,9 @@ from dataclasses import asdict, fields
 from pathlib import Path
 
 from pixelcore.sampling import SamplerConfig
+
 from .config import SYSTEMS, ExperimentConfig
+from .notes import page_notes
 
 # (metrics.json key, column title, better: "high", "low" or "" for no direction)
 COLUMNS = (
@@ -46,12 +48,10 @@ python -m research features --out runs/experiments
 python -m research run --out runs/experiments --only maskgit --no-speed   # ... one per system
 python -m research eval --out runs/experiments [--only ar]   # re-score existing checkpoints
 python -m research speed --out runs/experiments
-python -m research table --runs runs/experiments --out research/reports/RESULTS.md \
-    [--notes research/reports/notes/results.md]
+python -m research table --runs runs/experiments --out research/reports/RESULTS.md   # keeps the page's notes
 # replicates: the same study with other seeds (each its own --out), summarised with mean ± sd and win counts
 python -m research run --out runs/experiments_seed1 --seed 1 [--quick] ...
-python -m research replicates --runs runs/experiments runs/experiments_seed1 ... --out REPLICATES.md \
-    [--notes NOTES.md]
+python -m research replicates --runs runs/experiments runs/experiments_seed1 ... --out REPLICATES.md
 ```"""
 
 METHOD = """\
@@ -291,16 +291,14 @@ def run_command(config: dict, out: str = "runs/experiments") -> str:
 def render(runs: str | Path, out: str | Path, notes: str | Path | None = None) -> Path:
     """Writes the markdown report for ``runs`` to ``out`` and copies the grids to ``<out dir>/results/``.
 
-    A hand-written ``notes`` markdown file (what the grids show, caveats of the run) goes above the findings;
-    keep it beside the report (``research/reports/notes/``), not in the run directory, so the report can be
-    rendered again.
+    Hand-written notes (what the grids show, caveats of the run) go above the findings: those already in the
+    page are kept (see ``notes.page_notes``); a ``notes`` markdown file replaces them.
 
     Raises:
         ValueError: for a run directory with no scored system, or a missing notes file.
     """
-    if notes and not Path(notes).is_file():
-        raise ValueError(f"notes file {notes} not found")
     runs, out = Path(runs), Path(out)
+    kept_notes = page_notes(out, notes)
     metrics, refs, speed, config = load_run(runs)
     if not metrics:
         raise ValueError(
@@ -360,7 +358,7 @@ def render(runs: str | Path, out: str | Path, notes: str | Path | None = None) -
         "",
         "\n".join(rows),
         "",
-        Path(notes).read_text(encoding="utf-8") if notes else "",
+        kept_notes,
         "## Findings (generated from the numbers above)",
         "",
         "\n".join(f"- {line}" for line in _findings(metrics, refs, speed)) or "- (no comparisons available)",
@@ -383,8 +381,7 @@ def render(runs: str | Path, out: str | Path, notes: str | Path | None = None) -
         "This table's settings (add `--jobs N` to train N systems side by side):",
         "",
         f"```bash\n{run_command(config, runs.as_posix())}\npython -m research table --runs "
-        f"{runs.as_posix()} --out {out.as_posix()}" + (f" --notes {Path(notes).as_posix()}" if notes else "")
-        + "\n```",
+        f"{runs.as_posix()} --out {out.as_posix()}\n```",
         "",
         "In general:",
         "",

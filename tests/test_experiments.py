@@ -148,14 +148,16 @@ def test_table_leaves_out_columns_a_run_never_scored(tmp_path):
     rescored = render(runs, tmp_path / "b.md").read_text()
     assert "Sampling: guidance 1.5, temperature 1.0." in rescored
     assert f"run --out {runs.as_posix()} --quick\n" in rescored  # 1.5 and 1.0 are the defaults: no flags
-    # Hand-written notes come from a file kept beside the report, verbatim above the generated findings, and
-    # the regenerate command names the run, the report and the notes.
+    # Hand-written notes go in from a file once, above the generated findings, and live in the page from then
+    # on: rendering the page again keeps them, and the regenerate command needs no notes file.
     notes = tmp_path / "notes.md"
     notes.write_text("## What the grids show (hand-written)\n\n- swords are blobs\n")
     doc = render(runs, tmp_path / "d.md", notes).read_text()
-    assert "- swords are blobs\n\n## Findings (generated from the numbers above)" in doc
-    assert (f"table --runs {runs.as_posix()} --out {(tmp_path / 'd.md').as_posix()} --notes {notes.as_posix()}\n"
-            in doc)
+    assert "- swords are blobs\n<!-- /notes -->\n\n## Findings (generated from the numbers above)" in doc
+    assert f"table --runs {runs.as_posix()} --out {(tmp_path / 'd.md').as_posix()}\n" in doc
+    notes.unlink()
+    again = render(runs, tmp_path / "d.md").read_text()
+    assert again.count("- swords are blobs") == 1 and again == doc
     with pytest.raises(ValueError, match="notes file .*missing.md not found"):
         render(runs, tmp_path / "e.md", tmp_path / "missing.md")
     assert not (tmp_path / "e.md").exists()
