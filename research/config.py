@@ -58,7 +58,7 @@ class ExperimentConfig:
     holdout: float = 0.1
     seed: int = 0
     seeds_per_prompt: int = 4
-    public_prompts: str = "eval/prompts_public.jsonl"  # a copy of ../shared/eval/prompts_public.jsonl
+    public_prompts: str = "eval/prompts_public.jsonl"  # the public prompt set
     novel_prompts: str = "eval/prompts_novel.jsonl"
     preset: str = ""  # "" = the mode's preset
     batch_size: int = 0  # 0 = the mode's default
