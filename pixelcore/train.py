@@ -65,6 +65,7 @@ def train(config: TrainConfig) -> Path:
     """Runs training; returns the path of the release checkpoint. Works alone or under torchrun."""
     if config.kind_pair_boost <= 0:  # refused before minutes of data loading, not after
         raise ValueError(f"kind_pair_boost must be positive, got {config.kind_pair_boost}")
+    _check_run_folder(Path(config.out))
     world, rank, local_rank = dist_info()
     device = pick_device(config.device, local_rank)
     if world > 1:
@@ -158,6 +159,15 @@ def train(config: TrainConfig) -> Path:
         dist.barrier()
         dist.destroy_process_group()
     return out / "model.safetensors"
+
+
+def _check_run_folder(out: Path) -> None:
+    """Refuses a run folder that is a file, or lies under one, before any data is read."""
+    existing = out
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ValueError(f"--out {out}: {existing} is a file, not a folder; choose a folder for the run")
 
 
 def _initial_model(config: TrainConfig) -> PixelModel | None:

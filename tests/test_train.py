@@ -258,3 +258,12 @@ def test_train_with_colour_balanced_augmentation(tmp_path, texture_dir, caplog):
     line = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("training set:"))
     total, originals = (int(x) for x in re.match(r"training set: (\d+) textures \((\d+)", line).groups())
     assert total > 2 * originals  # several colour words per chromatic texture
+
+
+def test_a_run_folder_that_is_a_file_is_refused_before_the_data_is_read(tmp_path):
+    taken = tmp_path / "taken"
+    taken.write_text("not a folder")
+    for out in (taken, taken / "run"):
+        with pytest.raises(ValueError, match="is a file, not a folder"):
+            train(_config(tmp_path / "missing", out))
+    assert taken.read_text() == "not a folder"
