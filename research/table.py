@@ -79,15 +79,15 @@ METHOD = """\
   A and B (20 seeded splits, averaged): a system's textures for B's captions are compared with A's real
   textures, and the real textures of B are scored the same way. That reference row is what a system
   matching the held-out distribution reaches (KID½ about 0; FD½ is its small-set bias, about 70 textures a
-  side). Retrieval's copies should score worse than it. A table scored before this existed has no such
-  columns.
+  side). Retrieval's copies should score worse than it. A run scored without FD½ / KID½ has no
+  such columns.
 - **images/s**: `sample` / `sample_ar` with classifier-free guidance, all systems timed one after another
   in one process on the same machine (device and thread count above), mean of repeats after a warm-up.
   MaskGIT runs its default number of rounds; the AR baseline decodes 256 positions with a key/value cache
   (its batch-1 speed without the cache is given above the table).
 - **MFLOP/img** (`runner.count_flops`): the matrix products and convolutions, attention included, of sampling
   one image at batch 1 with guidance, counted by `torch.utils.flop_counter`; softmax, norms and sampling are
-  not counted. A run timed before this existed has no such column.
+  not counted. A run timed without the count has no such column.
 """
 
 
@@ -367,7 +367,7 @@ def render(runs: str | Path, out: str | Path, notes: str | Path | None = None) -
         + (
             ""
             if "feature_scale" in refs
-            else "\nThis run's feature file predates feature standardisation: its FD/KID are on a larger, "
+            else "\nThis run's feature file has no feature standardisation: its FD/KID are on a larger, "
             "arbitrary scale (FD rankings would be the same).\n"
         ),
         "## Sample grids (a row per prompt, 4 seeds)",

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The quick setting on a pack the shipped model has never seen (README, "Your own pack"): fine-tune the shipped
+# The quick setting on a pack the shipped model has never seen (docs/TRAINING.md): fine-tune the shipped
 # model on 90% of famfamfam's Silk icons (1,000 16x16 icons, CC BY 3.0, Debian package famfamfam-silk) for
 # MINUTES on the CPU, mix it 1:1 with the shipped model, then score all three on the held-out 10%.
 # Usage: bash research/scripts/adapt_silk.sh   (THREADS=1 as measured; MINUTES=55; needs apt-get and Debian's archive)

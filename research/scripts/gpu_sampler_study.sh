@@ -31,7 +31,7 @@
 #   run(carry=["data/luanti", ".whl"], timeout_s=600, command="BUNDLE=$OUT/gpu_sampler.tgz PACK=$OUT timeout 540
 #       bash research/scripts/gpu_sampler_study.sh runs/gpu_sampler $OUT/SAMPLER.md; cp runs/gpu_sampler/study.log $OUT/")
 # Here, afterwards: tar xzf gpu_sampler.tgz; cat seed0_checkpoints.tar.* | tar xf - -C runs/gpu_sampler/seed0
-# Measured on one H200 (session 11, research/reports/SAMPLER.md): 8.2 minutes in all. Feature nets 37 s; training 5.0
+# Measured on one H200 (research/reports/SAMPLER.md): 8.2 minutes in all. Feature nets 37 s; training 5.0
 # minutes (the 4-minute cap stopped all six first: `no_tv` at 2,474-2,522 steps, AR at 2,383-2,387; each
 # run's own scoring included); the study's setting 47 s; the wider grid 96 s. What came back: 7 files, 50 MB.
 set -euo pipefail
