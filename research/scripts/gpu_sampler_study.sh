@@ -1,12 +1,10 @@
 #!/usr/bin/env bash
-# The sampler study of research/reports/quick/SAMPLER.md at the GPU table's size and budget, in one command that fits one
-# device call (issue #4: does MaskGIT's out-of-sample win on FD over AR hold at the full budget? It does not:
-# research/reports/SAMPLER.md).
+# The sampler study of research/reports/quick/SAMPLER.md at the GPU table's size and budget, in one command:
+# does MaskGIT's out-of-sample win on FD over AR hold at the full budget? (It does not: research/reports/SAMPLER.md.)
 #
 # Three seeds of the default design (`no_tv`) and the AR baseline, the shipped 12M preset, an equal step
 # budget (STEPS, default 2800: what MaskGIT reached in the GPU table's 4 minutes), every training side by side
-# on one device; then every run swept over the sampling grid, and the sweep page rendered. The checkpoints are
-# too large to bring back from a device machine, so everything that reads them runs here.
+# on one device; then every run swept over the sampling grid, and the sweep page rendered.
 #
 #   bash research/scripts/gpu_sampler_study.sh [RUNS] [PAGE]     (defaults: runs/gpu_sampler, RUNS/SAMPLER.md)
 #
@@ -17,23 +15,21 @@
 # checkpoints and feature net, float weights at fp16, as a tar cut into 15 MiB parts right after training, so
 # they can be swept further on another machine), CFGS ("1.5 3") and SCHEDS ("constant linear"): the wider grid.
 #
-# The sweeps go in two passes, so that a cut-short call still brings back what the study needs: first the
-# study's own setting (guidance 1.5 constant, every value of RANDS) for every seed, then the wider grid
-# CFGS x SCHEDS x RANDS, AR first, skipping what the first pass scored.
+# The sweeps go in two passes, so that a run cut short still holds what the study needs: first the study's own
+# setting (guidance 1.5 constant, every value of RANDS) for every seed, then the wider grid CFGS x SCHEDS x
+# RANDS, AR first, skipping what the first pass scored.
 #
 # A rehearsal on a CPU (2 cores: 7 minutes):
 #   DEVICE=cpu QUICK=--quick STEPS=20 FEATURE_STEPS=20 SEEDS="0 1" CFGS=3 SCHEDS=early RANDS=2 REPEATS=1 \
 #       PACK=/tmp/rehearsal/pack bash research/scripts/gpu_sampler_study.sh /tmp/rehearsal/runs
-# On a device machine (one call; the data and open_clip's wheels travel with it; the step before the bundle is
-# cut at 9 minutes so the bundle of what finished still comes back, and each sweep keeps every setting it
-# scored):
-#   pip download open_clip_torch ftfy wcwidth --no-deps -d .whl        # here, once
-#   run(carry=["data/luanti", ".whl"], timeout_s=600, command="BUNDLE=$OUT/gpu_sampler.tgz PACK=$OUT timeout 540
-#       bash research/scripts/gpu_sampler_study.sh runs/gpu_sampler $OUT/SAMPLER.md; cp runs/gpu_sampler/study.log $OUT/")
-# Here, afterwards: tar xzf gpu_sampler.tgz; cat seed0_checkpoints.tar.* | tar xf - -C runs/gpu_sampler/seed0
+# On a GPU machine with the data at data/luanti and a 9-minute limit, keeping what finished:
+#   BUNDLE=out/gpu_sampler.tgz PACK=out timeout 540 bash research/scripts/gpu_sampler_study.sh runs/gpu_sampler \
+#       out/SAMPLER.md
+# then, where the checkpoints are swept further: tar xzf gpu_sampler.tgz; cat seed0_checkpoints.tar.* | tar xf - \
+#       -C runs/gpu_sampler/seed0
 # Measured on one H200 (research/reports/SAMPLER.md): 8.2 minutes in all. Feature nets 37 s; training 5.0
 # minutes (the 4-minute cap stopped all six first: `no_tv` at 2,474-2,522 steps, AR at 2,383-2,387; each
-# run's own scoring included); the study's setting 47 s; the wider grid 96 s. What came back: 7 files, 50 MB.
+# run's own scoring included); the study's setting 47 s; the wider grid 96 s. 7 files, 50 MB, to keep.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 RUNS=${1:-runs/gpu_sampler}
