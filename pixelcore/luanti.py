@@ -126,7 +126,8 @@ def open_member_tar(name: str, payload: bytes, origin: str) -> tarfile.TarFile:
     return tarfile.open(fileobj=io.BytesIO(payload), mode=mode)
 
 
-def _read_deb(path: Path) -> tuple[dict[str, str], tarfile.TarFile]:
+def read_deb(path: Path) -> tuple[dict[str, str], tarfile.TarFile]:
+    """(control fields, open data tar) of a .deb; raises ValueError for a file that is none."""
     control: dict[str, str] = {}
     data_tar = None
     for name, payload in read_ar(path.read_bytes(), str(path)):
@@ -193,7 +194,8 @@ class _PackageInfo:
     count: int = 0
 
 
-def _unique_path(folder: Path, stem: str) -> Path:
+def unique_path(folder: Path, stem: str) -> Path:
+    """``folder/stem.png``, or ``stem_2.png``, ``stem_3.png``, ... when taken."""
     candidate, n = folder / f"{stem}.png", 2
     while candidate.exists():
         candidate, n = folder / f"{stem}_{n}.png", n + 1
@@ -202,7 +204,7 @@ def _unique_path(folder: Path, stem: str) -> Path:
 
 def _extract_package(deb: Path, tmp: Path, seen: set[str], report: BuildReport,
                      rows: list[dict]) -> _PackageInfo:
-    control, tar = _read_deb(deb)
+    control, tar = read_deb(deb)
     package = control.get("Package", deb.name.split("_")[0])
     info = _PackageInfo(package, control.get("Version", "?"), [])
     with tar:
@@ -225,7 +227,7 @@ def _extract_package(deb: Path, tmp: Path, seen: set[str], report: BuildReport,
             if pixels is None or not (pixels[..., 3] >= 128).any():
                 report.skipped_size += 1
                 continue
-            if not _first_seen(pixels, seen):
+            if not first_seen(pixels, seen):
                 report.duplicates += 1
                 continue
             report.reduced += int(reduced)
@@ -238,14 +240,14 @@ def _write_texture(tmp: Path, package: str, path: str, pixels: np.ndarray) -> di
     stem, mod = PurePosixPath(path).stem, _mod_name(path)
     folder = tmp / package
     folder.mkdir(exist_ok=True)
-    target = _unique_path(folder, stem)
+    target = unique_path(folder, stem)
     Image.fromarray(pixels, "RGBA").save(target)
     row = {"file_name": target.relative_to(tmp).as_posix(), **_describe(stem, pixels),
            "package": package, "mod": mod}
     return row
 
 
-def _first_seen(pixels: np.ndarray, seen: set[str]) -> bool:
+def first_seen(pixels: np.ndarray, seen: set[str]) -> bool:
     """True the first time these exact pixels come by (and records them); False for a duplicate."""
     digest = hashlib.sha1(pixels.tobytes()).hexdigest()  # noqa: S324 - dedup key only
     if digest in seen:
@@ -283,7 +285,7 @@ def _render_variants(tmp: Path, rows: list[dict], seen: set[str]) -> list[dict]:
             derived = pixels.copy()
             derived[..., 3] = 255
             new_stem = f"{stem}_opaque"
-        if _first_seen(derived, seen):
+        if first_seen(derived, seen):
             variants.append(_write_texture(tmp, row["package"], f"{row['mod']}/textures/{new_stem}.png",
                                            derived))
     return variants
@@ -310,7 +312,8 @@ def _attribution(infos: list[_PackageInfo]) -> str:
     return "\n".join(lines)
 
 
-def _swap_into_place(tmp: Path, out_dir: Path) -> None:
+def swap_into_place(tmp: Path, out_dir: Path) -> None:
+    """Rename a finished build folder to ``out_dir``, replacing the previous one."""
     old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
     if out_dir.exists():
         out_dir.rename(old)
@@ -352,7 +355,7 @@ def build_luanti_dataset(deb_dir: Path, out_dir: Path) -> BuildReport:
         with open(tmp / "metadata.jsonl", "w", encoding="utf-8") as fh:
             fh.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
         (tmp / "ATTRIBUTION.md").write_text(_attribution(infos), encoding="utf-8")
-        _swap_into_place(tmp, out_dir)
+        swap_into_place(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
