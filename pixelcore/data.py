@@ -7,7 +7,7 @@ Two layouts are recognised, in a folder or a ``.zip``:
 * any folder of PNGs, read recursively.
 
 Captions come from a sidecar ``<name>.txt``, else a ``metadata.jsonl`` (Hugging Face
-imagefolder convention: ``file_name`` + ``text``, optional ``name``/``color``/``kind``),
+imagefolder convention: ``file_name`` + ``text``, optional ``name``/``color``/``kind``/``style``),
 else the file name.
 """
 
@@ -44,6 +44,7 @@ class TextureRecord:
     kind: str | None  # "item" / "block"
     caption: str  # the human caption (from sidecar/metadata/filename)
     source: str  # file path or archive member
+    style: str | None = None  # a style condition (metadata "style", see sources.STYLES); None is the default look
 
 
 @dataclass
@@ -149,7 +150,7 @@ def _make_record(pixels: np.ndarray, rel: str, source: str, row: dict | None,
     color = colors.normalize_color(row.get("color")) or colors.dominant_color(pixels)
     kind = row.get("kind") or folder_kind or colors.texture_kind(pixels)
     return TextureRecord(pixels=pixels, name=name, color=color, kind=kind,
-                         caption=caption.strip(), source=source)
+                         caption=caption.strip(), source=source, style=row.get("style") or None)
 
 
 def _load_files(files: dict[str, Callable[[], bytes]], origin: str,

@@ -52,6 +52,15 @@ def test_metadata_jsonl_overrides_file_name(tmp_path):
     (record,), _ = data.load_textures(tmp_path)
     assert (record.caption, record.name, record.kind, record.color) == (
         "a crimson ruby", "ruby", "block", "red")
+    assert record.style is None
+
+
+def test_metadata_style_is_kept_on_the_record(tmp_path):
+    save(tmp_path / "a.png", sprite())
+    (tmp_path / "metadata.jsonl").write_text(json.dumps(
+        {"file_name": "a.png", "text": "a red ruby, silk icon style", "name": "ruby", "style": "silk"}) + "\n")
+    (record,), _ = data.load_textures(tmp_path)
+    assert (record.name, record.style) == ("ruby", "silk")
 
 
 def test_resource_pack_zip_kind_from_folder(tmp_path):
