@@ -70,6 +70,16 @@ def test_an_opaque_square_noise_and_an_empty_tile_are_no_class():
     assert shapes.classify_masks(np.stack([square, noise, empty]), refs) == [None, None, None]
 
 
+def test_shipped_references_read_their_own_swords_as_swords():
+    refs = shapes.default_references()
+    assert {"sword", "pickaxe", "potion", "bucket", "gem", "gun"} <= set(refs.classes)
+    swords = refs.masks[refs.labels == refs.classes.index("sword")]
+    assert len(swords) >= 5
+    moved = np.roll(swords[:5], 1, axis=2)
+    assert shapes.classify_masks(np.concatenate([swords[:5], moved])) == ["sword"] * 10
+    assert shapes.classify(np.full((2, 16, 16, 4), 255, np.uint8)) == [None, None]
+
+
 def test_references_round_trip_and_a_bad_file_names_itself(tmp_path):
     refs = tiny_refs()
     refs.save(tmp_path / "refs.npz")
