@@ -8,7 +8,9 @@ A prompt set is JSON lines with ``prompt`` and optional ``color`` (a colour word
 - unique colours: distinct opaque colours per texture;
 - isolated pixels: share of opaque pixels whose four neighbours all have another colour (speckle);
 - diversity: mean share of pixels that differ between two seeds of the same prompt;
-- copy rate: share of samples identical to a training texture (when training data is given).
+- copy rate: share of samples identical to a training texture (when training data is given);
+- shape adherence: the silhouette is read as the prompt's ``shape`` class (prompts with a ``shape``,
+  :mod:`pixelcore.shapes`), overall and per language.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from .colors import (COLOR_NAMES, ITEM_MIN_TRANSPARENT, color_matches, dominant_
 from .images import save_grid
 from .palette import ALPHA_THRESHOLD
 from .sampling import SamplerConfig, encode_prompt, sample
+from .shapes import classify, normalize_shape, shape_metrics
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +41,7 @@ class PromptSpec:
     prompt: str
     color: str | None = None
     kind: str | None = None
+    shape: str | None = None
 
 
 def load_prompts(path: str | Path) -> list[PromptSpec]:
@@ -51,7 +55,7 @@ def load_prompts(path: str | Path) -> list[PromptSpec]:
             continue
         try:
             row = json.loads(line)
-            spec = PromptSpec(row["prompt"], row.get("color"), row.get("kind"))
+            spec = PromptSpec(row["prompt"], row.get("color"), row.get("kind"), row.get("shape"))
         except (json.JSONDecodeError, KeyError, TypeError) as err:
             raise ValueError(f"{path}:{number}: expected a JSON object with a 'prompt' ({err})") from err
         problem = _spec_problem(spec)
@@ -71,6 +75,8 @@ def _spec_problem(spec: PromptSpec) -> str | None:
         return f"unknown 'color' {spec.color!r}: use one of {', '.join(COLOR_NAMES)}"
     if spec.kind not in (None, "item", "block"):
         return f"unknown 'kind' {spec.kind!r}: use 'item' or 'block'"
+    if spec.shape is not None and normalize_shape(spec.shape) is None:
+        return f"unknown 'shape' {spec.shape!r}: see pixelcore.shapes.SHAPE_CLASSES"
     return None
 
 
@@ -163,6 +169,7 @@ def _score(rows: Sequence[dict], samples: np.ndarray, training: np.ndarray | Non
     }
     if training is not None:
         metrics["copy_rate"] = copy_rate(flat, training)
+    metrics.update(shape_metrics(rows))
     return metrics
 
 
@@ -196,6 +203,9 @@ def per_prompt(specs: Sequence[PromptSpec], samples: np.ndarray) -> list[dict]:
             row["color_adherence"] = float(np.mean([color_matches(f, spec.color) for f in colors]))
         if spec.kind:
             row["kind_adherence"] = float(np.mean([k == spec.kind for k in kinds]))
+        if spec.shape:
+            row["shape"], row["found_shapes"] = normalize_shape(spec.shape), classify(group)
+            row["shape_adherence"] = float(np.mean([f == row["shape"] for f in row["found_shapes"]]))
         rows.append(row)
     return rows
 

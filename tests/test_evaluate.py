@@ -5,6 +5,7 @@ import pytest
 
 from pixelcore.evaluate import (PromptSpec, copy_rate, copy_references, diversity, evaluate, isolated_share,
                                 format_per_prompt, kind_matches, load_prompts, score_samples, unique_colors)
+from pixelcore import shapes
 from pixelcore.palette import Palette
 
 from conftest import make_texture
@@ -114,6 +115,8 @@ def test_load_prompts(tmp_path):
                     encoding="utf-8")
     specs = load_prompts(path)
     assert specs == [PromptSpec("a red sword", "red", "item"), PromptSpec("stone")]
+    path.write_text('{"prompt": "a pistol", "shape": "pistol"}\n', encoding="utf-8")
+    assert load_prompts(path) == [PromptSpec("a pistol", shape="pistol")]
 
 
 @pytest.mark.parametrize("lines, line_number", [
@@ -131,7 +134,7 @@ def test_load_prompts_names_the_bad_line(tmp_path, lines, line_number):
 
 @pytest.mark.parametrize("row", [{"prompt": None}, {"prompt": ""}, {"prompt": 3},
                                  {"prompt": "ok", "kind": "liquid"}, {"prompt": "ok", "color": 7},
-                                 {"prompt": "ok", "color": "chartreuse"}])
+                                 {"prompt": "ok", "color": "chartreuse"}, {"prompt": "ok", "shape": "blob"}])
 def test_load_prompts_refuses_bad_values_naming_the_line(tmp_path, row):
     path = tmp_path / "values.jsonl"
     path.write_text('{"prompt": "fine"}\n' + json.dumps(row) + "\n", encoding="utf-8")
@@ -179,3 +182,18 @@ def test_per_prompt_rows_say_what_each_seed_was_read_as():
     assert "color_adherence" not in rows[2] and "kind_adherence" not in rows[2]
     table = format_per_prompt(rows).splitlines()
     assert table[0].startswith("! red wool") and table[2].startswith("  anything")
+
+
+def test_shape_adherence_reads_silhouettes_per_prompt_and_language():
+    refs = shapes.default_references()
+    sword = np.zeros((16, 16, 4), np.uint8)
+    sword[refs.masks[list(refs.labels).index(refs.classes.index("sword"))]] = (30, 60, 220, 255)
+    specs = [PromptSpec("a blue sword", "blue", "item", "sword"), PromptSpec("一把蓝色的剑", shape="sword"),
+             PromptSpec("stone")]
+    rows = []
+    metrics = evaluate(lambda prompt, n, seed: np.stack([sword, RED_BLOCK] if "剑" in prompt else [sword, sword]),
+                       specs, seeds=2, details=rows)
+    assert [r.get("found_shapes") for r in rows] == [["sword", "sword"], ["sword", None], None]
+    assert (metrics["shape_adherence"], metrics["shape_adherence_en"], metrics["shape_adherence_zh"]) == (
+        0.75, 1.0, 0.5)
+    assert "shape_adherence" not in evaluate(lambda prompt, n, seed: np.stack([sword] * n), specs[2:], seeds=1)
