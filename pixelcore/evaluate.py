@@ -31,7 +31,7 @@ from .colors import (COLOR_NAMES, ITEM_MIN_TRANSPARENT, color_matches, dominant_
 from .images import save_grid
 from .palette import ALPHA_THRESHOLD
 from .sampling import SamplerConfig, encode_prompt, sample
-from .shapes import classify, normalize_shape, shape_metrics
+from .shapes import classify, is_chinese, normalize_shape, shape_metrics
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +170,27 @@ def _score(rows: Sequence[dict], samples: np.ndarray, training: np.ndarray | Non
     if training is not None:
         metrics["copy_rate"] = copy_rate(flat, training)
     metrics.update(shape_metrics(rows))
+    metrics.update(per_language(rows))
     return metrics
+
+
+def per_language(rows: Sequence[dict]) -> dict[str, float]:
+    """Colour and kind adherence per prompt language (``color_adherence_en``, ``kind_adherence_zh`` ...), when
+    the set has prompts in both English and Chinese; {} otherwise. (``shape_metrics`` splits shape the same way.)
+    """
+    langs = {"_zh" if is_chinese(r["prompt"]) else "_en" for r in rows}
+    if len(langs) < 2:
+        return {}
+    out = {}
+    for lang in sorted(langs):
+        mine = [r for r in rows if ("_zh" if is_chinese(r["prompt"]) else "_en") == lang]
+        color = [color_matches(f, r["color"]) for r in mine if r["color"] for f in r["found_colors"]]
+        kind = [k == r["kind"] for r in mine if r["kind"] for k in r["found_kinds"]]
+        if color:
+            out[f"color_adherence{lang}"] = float(np.mean(color))
+        if kind:
+            out[f"kind_adherence{lang}"] = float(np.mean(kind))
+    return out
 
 
 Generator = Callable[[str, int, int], np.ndarray]  # (prompt, n, seed) -> (n, H, W, 4) uint8

@@ -197,3 +197,15 @@ def test_shape_adherence_reads_silhouettes_per_prompt_and_language():
     assert (metrics["shape_adherence"], metrics["shape_adherence_en"], metrics["shape_adherence_zh"]) == (
         0.75, 1.0, 0.5)
     assert "shape_adherence" not in evaluate(lambda prompt, n, seed: np.stack([sword] * n), specs[2:], seeds=1)
+
+
+def test_adherence_is_split_by_language_when_a_set_has_both():
+    from pixelcore.evaluate import per_language
+
+    rows = [{"prompt": "a red sword", "color": "red", "kind": "item", "found_colors": ["red", "red"],
+             "found_kinds": ["item", "block"]},
+            {"prompt": "一把红色的剑", "color": "red", "kind": "item", "found_colors": ["blue", "red"],
+             "found_kinds": ["item", "item"]}]
+    assert per_language(rows) == {"color_adherence_en": 1.0, "kind_adherence_en": 0.5,
+                                  "color_adherence_zh": 0.5, "kind_adherence_zh": 1.0}
+    assert per_language(rows[:1]) == {}
