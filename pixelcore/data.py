@@ -205,7 +205,7 @@ def load_textures(path: str | Path) -> tuple[list[TextureRecord], LoadReport]:
             f"assets/*/textures/item(s)|block(s)/ for resource packs; {report.summary()}). "
             "Add 16x16 or pixel-doubled 32x32 PNGs, or build the default set with "
             "`python -m pixelcore build-luanti`.")
-    logger.info("%s: %s", path, report.summary())
+    logger.info("dataset %s: %s", path, report.summary())
     return records, report
 
 

@@ -65,8 +65,7 @@ class CaptionBank:
 
 def prepare_data(config: TrainConfig, palette: Palette | None = None) -> TrainingSet:
     """Loads, splits, augments and tokenizes the dataset; fits a palette unless one is given (resume)."""
-    records, report = load_textures(config.data)
-    log.info("dataset %s: %s", config.data, report.summary())
+    records, _ = load_textures(config.data)  # logs what it loaded and skipped
     rng = random.Random(config.seed)
     order = list(range(len(records)))
     rng.shuffle(order)

@@ -51,6 +51,17 @@ def _lr_at(step: int, config: TrainConfig, seconds: float = 0.0) -> float:
     return floor + (config.lr - floor) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
+def expected_last_step(step: int, first_step: int, seconds: float, config: TrainConfig) -> int:
+    """The step the run will end at: ``config.steps``, or sooner where ``max_minutes`` runs out first at the
+    step rate measured since ``first_step``. The progress bar's total, so that its ETA follows whichever limit
+    ends the run."""
+    if config.max_minutes <= 0 or step <= first_step or seconds <= 0:
+        return config.steps
+    rate = (step - first_step) / seconds  # steps per second so far
+    left = max(0.0, config.max_minutes * 60 - seconds)
+    return max(step, min(config.steps, step + int(rate * left)))
+
+
 def write_samples(model: PixelModel, path: Path, seed: int, per_prompt: int = 4) -> None:
     """A grid of ``per_prompt`` samples of each of ``SAMPLE_PROMPTS`` with the shipped sampler settings."""
     was_training = model.training
@@ -111,7 +122,7 @@ def train(config: TrainConfig) -> Path:
     draw_weights = record_weights(data.records, config.kind_pair_boost)
     all_tokens = data.tokens.to(device)
     per_rank = max(1, config.batch_size // world)
-    start, last_log = time.time(), {}
+    start, last_log, first_step, out_of_time = time.time(), {}, step, False
     bar = tqdm(total=config.steps, initial=step, disable=rank != 0, desc="train", dynamic_ncols=True)
     model.train()
     while step < config.steps:
@@ -133,6 +144,7 @@ def train(config: TrainConfig) -> Path:
         grad_norm = nn.utils.clip_grad_norm_(trainable, config.grad_clip)
         optimizer.step()
         step += 1
+        bar.total = expected_last_step(step, first_step, time.time() - start, config)
         bar.update(1)
         will_save = rank == 0 and step % config.save_every == 0
         if step % 25 == 0 or will_save or step >= config.steps:  # reading values syncs with the GPU: rarely
@@ -151,10 +163,11 @@ def train(config: TrainConfig) -> Path:
         if rank == 0 and config.sample_every and (step % config.sample_every == 0 or done):
             write_samples(model, out / "samples" / f"step_{step:06d}.png", seed=config.seed)
         if done:
-            if out_of_time:
-                log.info("stopping at step %d: the %.1f minute budget is spent", step, config.max_minutes)
+            bar.total = step  # the bar ends full, whichever limit ended the run
             break
     bar.close()
+    if out_of_time and rank == 0:  # after close: a log line in the middle would break the bar's line
+        log.info("stopping at step %d: the %.1f minute budget is spent", step, config.max_minutes)
     if world > 1:
         dist.barrier()
         dist.destroy_process_group()

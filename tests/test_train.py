@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 
 from pixelcore.checkpoint import CheckpointError, average_models, load_model, read_metadata
-from pixelcore.train import TrainConfig, train
+from pixelcore.train import TrainConfig, expected_last_step, train
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -267,3 +267,24 @@ def test_a_run_folder_that_is_a_file_is_refused_before_the_data_is_read(tmp_path
         with pytest.raises(ValueError, match="is a file, not a folder"):
             train(_config(tmp_path / "missing", out))
     assert taken.read_text() == "not a folder"
+
+
+def test_progress_total_follows_whichever_limit_ends_the_run():
+    steps_only = TrainConfig(data="", steps=1000)
+    assert expected_last_step(10, 0, 5.0, steps_only) == 1000
+    timed = TrainConfig(data="", steps=20000, max_minutes=1.0)
+    assert expected_last_step(0, 0, 0.0, timed) == 20000  # nothing measured yet
+    assert expected_last_step(10, 0, 30.0, timed) == 20  # 1 step in 3 s, 30 s left: 10 more
+    assert expected_last_step(60, 50, 5.0, timed) == 60 + 2 * 55  # a resumed run measures from its first step
+    assert expected_last_step(10, 0, 90.0, timed) == 10  # past the budget: ends here
+    assert expected_last_step(900, 0, 1.0, TrainConfig(data="", steps=1000, max_minutes=1.0)) == 1000
+
+
+def test_a_timed_out_run_ends_a_full_bar_then_logs_once(tmp_path, texture_dir, caplog, capsys):
+    with caplog.at_level(logging.INFO, logger="pixelcore"):
+        train(_config(texture_dir, tmp_path / "run", steps=20000, sample_every=0, max_minutes=1e-9))
+    messages = [r.getMessage() for r in caplog.records]
+    assert sum(m.startswith("dataset ") for m in messages) == 1  # load_textures logs it, nothing else
+    assert any(m.startswith("stopping at step 1:") for m in messages)
+    bar = capsys.readouterr().err.rsplit("\r", 1)[-1]
+    assert "1/1 " in bar and "20000" not in bar  # the bar ended full at the step the time limit ended it
