@@ -1,4 +1,4 @@
-"""Command line: ``python -m pixelcore {generate,train,eval,build-luanti,export,average,bench}``.
+"""Command line: ``python -m pixelcore {generate,train,eval,build-luanti,export-pack,export,average,bench}``.
 
 Every command checks its arguments before it loads a model or reads data, so a typo costs no waiting, and
 reports bad input as one line (exit status 2), never a traceback.
@@ -212,6 +212,19 @@ def cmd_build_luanti(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export_pack(args: argparse.Namespace) -> int:
+    from .export import check_output, export_pack, parse_mapping, read_texture, sanitize_name
+
+    check_output(args.output, args.format)
+    sanitize_name(args.namespace, "namespace")
+    mapping = parse_mapping("\n".join(args.map))
+    if mapping and args.format != "luanti":
+        raise ValueError("--map names the Luanti textures to replace: add --format luanti, or drop --map")
+    textures = [read_texture(path, args.kind) for path in args.png]
+    export_pack(textures, args.output, args.format, args.namespace, mapping)  # logs what it wrote
+    return 0
+
+
 _DTYPES = ("fp16", "bf16", "fp32")
 
 
@@ -345,6 +358,26 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--out", default="data/luanti", help="output dataset folder")
     b.add_argument("--download", action="store_true", help="fetch the .deb files with apt-get download first")
     b.set_defaults(func=cmd_build_luanti)
+
+    p = sub.add_parser("export-pack", help="put textures into a Minecraft resource pack or a Luanti texture pack",
+                       description="Writes PNGs into a game's pack, or adds them to the pack already at OUT (never "
+                                   "overwriting: a name taken by other pixels gets a _2, _3... suffix). Names are "
+                                   "the files' stems reduced to a-z, 0-9 and _.")
+    p.add_argument("png", nargs="+", help="16x16 RGBA PNGs, e.g. from generate")
+    p.add_argument("-o", "--output", required=True, help="the pack: a folder, or a .zip")
+    p.add_argument("--format", choices=["minecraft", "luanti"], default="minecraft",
+                   help="minecraft: a Java resource pack (assets/NS/textures/item|block, models, pack.mcmeta); "
+                        "luanti: a texture pack (PNGs, texture_pack.conf); default: minecraft")
+    p.add_argument("--namespace", default="pixelcore",
+                   help="Minecraft namespace (assets/NS/...; 'minecraft' replaces vanilla textures of the same "
+                        "name); for Luanti, the pack's name; default: pixelcore")
+    p.add_argument("--kind", choices=["item", "block"],
+                   help="file every texture as this kind (default: each PNG's pixelcore_kind text, else read from "
+                        "its transparency)")
+    p.add_argument("--map", action="append", default=[], metavar="NAME=TEXTURE",
+                   help="Luanti: write the texture NAME as TEXTURE.png, the file it replaces in the game "
+                        "(repeat for more)")
+    p.set_defaults(func=cmd_export_pack)
 
     x = sub.add_parser("export", help="re-write a checkpoint in another float type (fp16 for release)")
     x.add_argument("src", help="a .safetensors model")

@@ -8,7 +8,8 @@ Two layouts are recognised, in a folder or a ``.zip``:
 
 Captions come from a sidecar ``<name>.txt``, else a ``metadata.jsonl`` (Hugging Face
 imagefolder convention: ``file_name`` + ``text``, optional ``name``/``color``/``kind``/``style``),
-else the file name.
+else the file name. The kind comes from ``metadata.jsonl``, else the pack folder, else the PNG's
+``pixelcore_kind`` text (as PixelCore and its pack export write it), else the transparency.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import numpy as np
 from PIL import Image
 
 from pixelcore import captions, colors
+from pixelcore.metadata import KINDS, PREFIX
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +78,16 @@ def decode_png(data: bytes) -> np.ndarray:
             return np.asarray(img.convert("RGBA"), dtype=np.uint8).copy()
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise ValueError(f"not a readable image: {exc}") from exc
+
+
+def png_kind(data: bytes) -> str | None:
+    """The ``pixelcore_kind`` text of PNG bytes ("item" or "block"), or None."""
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            kind = (getattr(img, "text", {}) or {}).get(PREFIX + "kind")
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        return None
+    return kind if kind in KINDS else None
 
 
 def to_16x16(rgba: np.ndarray, animation_frames: bool = False) -> tuple[np.ndarray | None, bool]:
@@ -140,6 +152,7 @@ def _pack_kind(rel: str) -> str | None:
 
 def _make_record(pixels: np.ndarray, rel: str, source: str, row: dict | None,
                  sidecar: str | None, folder_kind: str | None) -> TextureRecord:
+    """``folder_kind``: the kind the pack folder or the PNG's own text gives."""
     row = row or {}
     stem_words = captions.split_name(PurePosixPath(rel).stem)
     caption = sidecar or row.get("text") or ""
@@ -163,7 +176,8 @@ def _load_files(files: dict[str, Callable[[], bytes]], origin: str,
             continue
         source = f"{origin}/{rel}" if origin else rel
         try:
-            rgba = decode_png(read())
+            data = read()
+            rgba = decode_png(data)
         except (ValueError, OSError) as exc:
             report.skipped_unreadable += 1
             _warn(report, f"skipped {source}: {exc}")
@@ -176,7 +190,7 @@ def _load_files(files: dict[str, Callable[[], bytes]], origin: str,
         sidecar_read = files.get(rel[:-4] + ".txt")
         sidecar = sidecar_read().decode("utf-8", "replace").strip() if sidecar_read else None
         records.append(_make_record(pixels, rel, source, metadata.get(rel), sidecar or None,
-                                    _pack_kind(rel)))
+                                    _pack_kind(rel) or png_kind(data)))
     report.loaded = len(records)
     return records
 

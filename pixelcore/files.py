@@ -1,19 +1,24 @@
 """Atomic file writes: a temp file beside the target, renamed into place, so no reader ever sees half a file;
-and sets of files that appear together or not at all."""
+sets of files that appear together or not at all; and new folders that appear whole."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 
-def _default_mode() -> int:
-    """The permissions a plain ``open(path, "w")`` would give under the current umask."""
+def _umask() -> int:
     umask = os.umask(0)
     os.umask(umask)
-    return 0o666 & ~umask
+    return umask
+
+
+def _default_mode() -> int:
+    """The permissions a plain ``open(path, "w")`` would give under the current umask."""
+    return 0o666 & ~_umask()
 
 
 def atomic_write(path: str | Path, write: Callable[[str], None]) -> Path:
@@ -59,3 +64,23 @@ def atomic_write_set(writes: list[tuple[Path, Callable[[str], None]]]) -> list[P
         for tmp, path in staged:
             os.replace(tmp, path)
     return [path for _, path in staged]
+
+
+def atomic_new_folder(path: str | Path, files: dict[str, bytes]) -> Path:
+    """Creates the folder ``path`` holding ``files`` (relative POSIX path -> content), all at once: they are
+    written into a hidden folder beside it, which is renamed into place. ``path`` must not exist, or be an
+    empty folder."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        for rel, data in files.items():
+            (staging / rel).parent.mkdir(parents=True, exist_ok=True)
+            (staging / rel).write_bytes(data)
+        os.chmod(staging, 0o777 & ~_umask())  # mkdtemp makes it owner-only; a plain mkdir would not
+        if path.exists():
+            path.rmdir()  # empty, or this refuses
+        staging.rename(path)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return path
