@@ -15,7 +15,7 @@ if _PACK_DIR not in sys.path:
 
 from .edit_nodes import (ImageToTokens, Inpaint, MaskGITSampleAdvanced, PaletteLock, Recolor,  # noqa: E402
                          RegionMask, TilePreview, Variations)
-from .image_nodes import PaletteDecode, SaveTextureRGBA, Upscale  # noqa: E402
+from .image_nodes import PaletteDecode, SaveResourcePack, SaveTextureRGBA, Upscale  # noqa: E402
 from .model_nodes import EncodePrompt, LoadPixelModel, MaskGITSample  # noqa: E402
 from .paths import register_model_folder  # noqa: E402
 
@@ -29,6 +29,7 @@ _NODES = {
     "PixelCore_PaletteDecode": (PaletteDecode, "PixelCore Palette Decode"),
     "PixelCore_Upscale": (Upscale, "PixelCore Upscale (Nearest, Integer)"),
     "PixelCore_SaveTextureRGBA": (SaveTextureRGBA, "PixelCore Save Texture (RGBA PNG)"),
+    "PixelCore_SaveResourcePack": (SaveResourcePack, "PixelCore Save Resource Pack"),
     "PixelCore_ImageToTokens": (ImageToTokens, "PixelCore Image To Tokens"),
     "PixelCore_RegionMask": (RegionMask, "PixelCore Region Mask"),
     "PixelCore_Inpaint": (Inpaint, "PixelCore Inpaint"),

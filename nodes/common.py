@@ -4,13 +4,18 @@ the core on ComfyUI's device with progress and cancel, and IMAGE/MASK <-> RGBA c
 Node files import this module and ``pixelcore``, nothing else of the pack.
 """
 
+import os
+import random
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+from PIL import Image
 
 import comfy.model_management
 import comfy.utils
+import folder_paths
+from pixelcore.images import preview
 from pixelcore.palette import Palette
 from pixelcore.sampling import GUIDANCE_SCHEDULES, MAX_BATCH, MAX_CFG, MAX_STEPS, MAX_TEMPERATURE, MIN_TEMPERATURE
 from pixelcore.sampling import SamplerConfig
@@ -157,3 +162,21 @@ def image_mask_to_rgba(image: torch.Tensor, mask: torch.Tensor | None) -> np.nda
     alpha = (1.0 - batch_mask(mask, rgb).detach().cpu().float()).expand(rgb.shape[:3])
     rgba = torch.cat([rgb, alpha[..., None]], dim=-1)
     return (rgba.clamp(0, 1) * 255.0).round().to(torch.uint8).numpy()
+
+
+# --- previews ----------------------------------------------------------------------------------------------
+
+def save_previews(rgba: np.ndarray) -> list[dict]:
+    """Enlarged previews (nearest-neighbour, on a checkerboard) of uint8 RGBA (B, H, W, 4) in ComfyUI's temp
+    folder, as ``ui.images`` entries: a node shows those at their own size, and 16x16 would be a speck."""
+    pictures = [preview(pixels) for pixels in rgba]
+    height, width = pictures[0].shape[:2] if pictures else (0, 0)
+    prefix = "PixelCore_preview_" + "".join(random.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(5))
+    folder, name, counter, subfolder, _ = folder_paths.get_save_image_path(
+        prefix, folder_paths.get_temp_directory(), width, height)
+    results = []
+    for index, picture in enumerate(pictures):
+        file = f"{name}_{counter + index:05}_.png"
+        Image.fromarray(picture, "RGB").save(os.path.join(folder, file), compress_level=1)
+        results.append({"filename": file, "subfolder": subfolder, "type": "temp"})
+    return results

@@ -55,6 +55,7 @@ PACK_FORMAT = 34
 DEFAULT_NAMESPACE = "pixelcore"
 MAX_NAME = 64  # keeps every path in the pack short
 _NOT_NAME = re.compile(r"[^a-z0-9_]+")
+_ARTICLE = re.compile(r"^(a|an|the)\s+", re.IGNORECASE)
 _SHEET_SIDE = 128  # a contact sheet of about this many pixels a side (Minecraft shows pack.png at 64-128)
 
 
@@ -86,6 +87,11 @@ class ExportReport:
         return "; ".join(parts)
 
 
+def _reduce(name: str) -> str:
+    ascii_name = unicodedata.normalize("NFKD", str(name)).encode("ascii", "ignore").decode("ascii")
+    return _NOT_NAME.sub("_", ascii_name.lower()).strip("_")[:MAX_NAME].rstrip("_")
+
+
 def sanitize_name(name: str, what: str = "texture name") -> str:
     """``name`` as a file and resource name: lower-case ``[a-z0-9_]``, accents dropped, anything else a ``_``.
 
@@ -94,8 +100,7 @@ def sanitize_name(name: str, what: str = "texture name") -> str:
     Raises:
         ValueError: when nothing usable is left.
     """
-    ascii_name = unicodedata.normalize("NFKD", str(name)).encode("ascii", "ignore").decode("ascii")
-    clean = _NOT_NAME.sub("_", ascii_name.lower()).strip("_")[:MAX_NAME].rstrip("_")
+    clean = _reduce(name)
     if not clean:
         raise ValueError(f"the {what} {name!r} has no letters or digits: give it a name such as 'red_sword'")
     return clean
@@ -117,6 +122,25 @@ def parse_mapping(text: str) -> dict[str, str]:
         name, target = pair.split("=", 1)
         mapping[sanitize_name(name)] = sanitize_name(target.removesuffix(".png").strip(), "mapped texture name")
     return mapping
+
+
+def texture_names(count: int, names: str = "", prompts: Sequence[str] = ()) -> list[str]:
+    """Names for a batch of ``count`` textures: the given ones (comma or line separated; one per texture, or
+    one for all), else each texture's prompt without a leading article, else "texture". Repeats are fine:
+    ``export_pack`` versions them.
+
+    Raises:
+        ValueError: when the number of names given fits neither.
+    """
+    given = [name.strip() for name in re.split(r"[\n,]", names or "") if name.strip()]
+    if given and len(given) not in (1, count):
+        raise ValueError(f"{len(given)} names for {count} textures: give one name per texture, one for all, or "
+                         f"none (names then come from the prompts)")
+    if given:
+        return given * count if len(given) == 1 else given
+    if len(prompts) != count:
+        return ["texture"] * count
+    return [_ARTICLE.sub("", prompt.strip()) if _reduce(prompt) else "texture" for prompt in prompts]
 
 
 def read_texture(path: str | Path, kind: str | None = None) -> PackTexture:

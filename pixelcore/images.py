@@ -11,6 +11,7 @@ from PIL import Image, PngImagePlugin
 from .files import atomic_write
 
 MAX_SCALE = 64
+PREVIEW_SIDE = 256  # a preview's longest side: a 16x16 texture shown 16x, as large as a node draws it
 
 
 def upscale_nearest(pixels: np.ndarray | torch.Tensor, scale: int) -> np.ndarray | torch.Tensor:
@@ -62,6 +63,14 @@ def make_grid(textures: np.ndarray, cols: int, scale: int = 8, pad: int = 2) -> 
         y, x = pad + r * (cell_h + pad), pad + c * (cell_w + pad)
         grid[y:y + cell_h, x:x + cell_w] = composite(big[i], backdrop)
     return grid
+
+
+def preview(rgba: np.ndarray, side: int = PREVIEW_SIDE) -> np.ndarray:
+    """An (H, W, 4) uint8 texture as a picture to look at: enlarged nearest-neighbour by the largest whole
+    factor that keeps it within ``side`` pixels (at least 1), over a checkerboard that shows transparency.
+    Returns (H * factor, W * factor, 3) uint8."""
+    factor = max(1, min(MAX_SCALE, side // max(rgba.shape[:2])))
+    return make_grid(rgba[None], cols=1, scale=factor, pad=0)
 
 
 def save_grid(textures: np.ndarray, path: str | Path, cols: int, scale: int = 8) -> Path:

@@ -54,7 +54,8 @@ def run_ok(comfy, graph):
 
 
 def pngs(comfy, entry, node_id):
-    return [comfy.image(image) for image in entry["outputs"][node_id]["images"]]
+    outputs = entry["outputs"][node_id]  # Save Texture lists its files under "textures" and shows previews
+    return [comfy.image(image) for image in outputs.get("textures", outputs.get("images"))]
 
 
 def pixels(comfy, entry, node_id):

@@ -48,7 +48,8 @@ def assert_success(entry):
 
 
 def saved_images(server, entry, node_id=SAVE):
-    return [server.image(image) for image in entry["outputs"][node_id]["images"]]
+    outputs = entry["outputs"][node_id]  # Save Texture lists its files under "textures" and shows previews
+    return [server.image(image) for image in outputs.get("textures", outputs.get("images"))]
 
 
 def test_pack_loads_and_lists_its_models_and_workflows(server):
@@ -146,3 +147,21 @@ def test_shipped_default_model_runs(server):
     assert_success(entry)
     png = saved_images(server, entry)[0]
     assert png.mode == "RGBA" and png.size == (16, 16)
+
+
+def test_nodes_show_enlarged_previews_and_the_pack_node_writes_a_pack(server):
+    from pixelcore.data import load_textures
+
+    graph = good_graph(**{SAMPLE: {"seed": 9}})
+    graph["20"] = {"class_type": "PixelCore_SaveResourcePack", "inputs": {
+        "images": ["4", 0], "mask": ["4", 1], "tokens": [SAMPLE, 0], "pack_name": "integration_pack",
+        "format": "minecraft", "as_zip": True, "namespace": "pixelcore", "kind": "auto", "names": ""}}
+    entry = server.run(graph)
+    assert_success(entry)
+    for node_id in (SAVE, "4", "20"):
+        shown = [server.image(image) for image in entry["outputs"][node_id]["images"]]
+        assert [(image.size, image.mode) for image in shown] == [((256, 256), "RGB")], node_id
+    assert saved_images(server, entry)[0].size == (16, 16)
+    (record,) = load_textures(server.output_dir / "integration_pack.zip")[0]
+    assert record.source.endswith("/blue_diamond_sword.png")
+    assert np.array_equal(record.pixels, np.array(saved_images(server, entry)[0]))

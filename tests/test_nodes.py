@@ -38,7 +38,7 @@ def _fake_folder_paths(base: Path) -> ModuleType:
     fp = ModuleType("folder_paths")
     fp.models_dir = str(base / "models")
     fp.folder_names_and_paths = {}
-    output = base / "output"
+    output, temp = base / "output", base / "temp"
 
     def add_model_folder_path(name, path, is_default=False):
         paths, _ = fp.folder_names_and_paths.setdefault(name, ([], set()))
@@ -73,6 +73,7 @@ def _fake_folder_paths(base: Path) -> ModuleType:
     fp.get_filename_list = get_filename_list
     fp.get_full_path_or_raise = get_full_path_or_raise
     fp.get_output_directory = lambda: str(output)
+    fp.get_temp_directory = lambda: str(temp)
     fp.get_save_image_path = get_save_image_path
     return fp
 
@@ -123,19 +124,29 @@ def pack(tmp_path_factory):
         mp.setitem(sys.modules, PACK_NAME, module)
         spec.loader.exec_module(module)
         models = base / "models" / "pixelcore"
-        models.mkdir(parents=True)
+        made_at_start_up = models.is_dir()
+        models.mkdir(parents=True, exist_ok=True)
         torch.manual_seed(0)
         palette = Palette.from_colors(np.array([[200, 30, 30], [30, 30, 200], [30, 200, 30]], np.uint8))
         save_model(PixelModel(PixelConfig.tiny(), palette), models / TINY)
         yield SimpleNamespace(nodes=module.NODE_CLASS_MAPPINGS, base=base, models=models,
+                              made_at_start_up=made_at_start_up,
                               mm=fakes["comfy.model_management"], progress=fakes["comfy.utils"].ProgressBar)
         for name in [n for n in sys.modules if n.startswith(PACK_NAME + ".")]:
             del sys.modules[name]
 
 
 def run(pack, node_id, *args, **kwargs):
+    """A node's outputs, as ComfyUI takes them (a node that also shows something returns {"ui", "result"})."""
     cls = pack.nodes[node_id]
-    return getattr(cls(), cls.FUNCTION)(*args, **kwargs)
+    out = getattr(cls(), cls.FUNCTION)(*args, **kwargs)
+    return out["result"] if isinstance(out, dict) and "result" in out else out
+
+
+def shown(pack, ui):
+    """The pictures a node's ui.images show, as arrays."""
+    assert all(entry["type"] == "temp" for entry in ui["ui"]["images"])
+    return [np.array(Image.open(pack.base / "temp" / e["subfolder"] / e["filename"])) for e in ui["ui"]["images"]]
 
 
 def generate(pack, prompt="a blue diamond sword", seed=1, steps=4, batch_size=1):
@@ -143,6 +154,13 @@ def generate(pack, prompt="a blue diamond sword", seed=1, steps=4, batch_size=1)
     (cond,) = run(pack, "PixelCore_EncodePrompt", model, prompt)
     (tokens,) = run(pack, "PixelCore_MaskGITSample", model, cond, seed, steps, 3.0, 1.0, batch_size)
     return tokens
+
+
+def test_loading_the_pack_creates_the_model_folder_and_writes_nothing_else(pack):
+    assert pack.made_at_start_up
+    made = {p.relative_to(pack.base).as_posix() for p in pack.base.rglob("*")
+            if not p.is_relative_to(pack.models) and not p.name.startswith(("output", "temp"))}
+    assert made <= {"models", "output", "temp"} | {p for p in made if p.startswith(("output/", "temp/"))}
 
 
 def test_every_node_is_registered_with_prefix_tooltips_and_description(pack):
@@ -276,7 +294,7 @@ def test_save_writes_native_rgba_png_with_prompt_and_seed(pack):
     image, mask = run(pack, "PixelCore_PaletteDecode", tokens)
     ui = run(pack, "PixelCore_SaveTextureRGBA", image, "pixelcore/test", mask=mask, tokens=tokens,
              prompt={"1": {}}, extra_pnginfo={"workflow": {"nodes": []}})
-    saved = ui["ui"]["images"]
+    saved = ui["ui"]["textures"]
     assert len(saved) == 2 and saved[0]["subfolder"] == "pixelcore"
     for index, entry in enumerate(saved):
         with Image.open(pack.base / "output" / entry["subfolder"] / entry["filename"]) as png:
@@ -331,3 +349,45 @@ def test_ui_workflow_and_api_twin_agree(pack, name):
         assert len(names) == len(node["widgets_values"])
         widgets = {n: v for n, v in zip(names, node["widgets_values"]) if n is not None}
         assert widgets == {k: v for k, v in twin["inputs"].items() if not isinstance(v, list)}
+
+
+def test_save_and_decode_show_an_enlarged_preview_and_save_16x16(pack):
+    tokens = generate(pack, seed=5, batch_size=2)
+    decoded = pack.nodes["PixelCore_PaletteDecode"]().decode(tokens)
+    image, mask = decoded["result"]
+    rgba = tokens.palette.dequantize(tokens.tokens).numpy()
+    ui = run(pack, "PixelCore_SaveTextureRGBA", image, "pixelcore/preview", mask=mask, tokens=tokens)
+    for previews in (shown(pack, decoded), shown(pack, ui)):
+        assert len(previews) == 2
+        for picture, texture in zip(previews, rgba):
+            assert picture.shape == (256, 256, 3)  # 16x, nearest-neighbour
+            opaque = texture[..., 3] == 255
+            assert np.array_equal(picture[::16, ::16][opaque], texture[..., :3][opaque])
+            assert np.array_equal(picture[15::16, 15::16][opaque], texture[..., :3][opaque])
+            if (~opaque).any():  # transparent pixels show the checkerboard's two greys
+                assert set(np.unique(picture[::16, ::16][~opaque])) <= {153, 204}
+    for entry in ui["ui"]["textures"]:
+        with Image.open(pack.base / "output" / entry["subfolder"] / entry["filename"]) as png:
+            assert png.size == (16, 16) and png.mode == "RGBA"
+
+
+def test_save_resource_pack_names_textures_from_prompts_and_adds_to_the_pack(pack):
+    from pixelcore.data import load_textures
+
+    tokens = generate(pack, prompt="a blue diamond sword", seed=5, batch_size=2)
+    image, mask = run(pack, "PixelCore_PaletteDecode", tokens)
+    args = dict(pack_name="../../My Pack", format="minecraft", as_zip=False, namespace="pixelcore", kind="block",
+                names="")
+    ui = run(pack, "PixelCore_SaveResourcePack", image, mask=mask, tokens=tokens, **args)
+    assert [p.shape for p in shown(pack, ui)] == [(256, 256, 3)] * 2
+    folder = pack.base / "output" / "my_pack"
+    records, _ = load_textures(folder)
+    names = sorted(r.source.rsplit("/", 1)[-1] for r in records)
+    assert names == ["blue_diamond_sword.png", "blue_diamond_sword_2.png"] or names == ["blue_diamond_sword.png"]
+    assert {r.kind for r in records} == {"block"}
+    assert all(r.source.startswith(str(folder)) for r in records)
+    run(pack, "PixelCore_SaveResourcePack", image, mask=mask, **{**args, "names": "ruby, emerald"})
+    records, _ = load_textures(folder)
+    assert {"ruby.png", "emerald.png"} <= {r.source.rsplit("/", 1)[-1] for r in records}
+    with pytest.raises(ValueError, match="one name per texture"):
+        run(pack, "PixelCore_SaveResourcePack", image, mask=mask, **{**args, "names": "a, b, c"})
