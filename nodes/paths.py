@@ -1,5 +1,6 @@
 """The ``pixelcore`` model folder: registration with ComfyUI, the dropdown list, and name -> path."""
 
+import logging
 import os
 
 import folder_paths
@@ -11,14 +12,22 @@ EXTENSIONS = {".safetensors"}
 # The shipped model is listed under this name whether or not a file of the same name sits in models/pixelcore.
 BUILTIN_NAME = "pixelcore_default.safetensors (built-in)"
 
+log = logging.getLogger(__name__)
+
 
 def register_model_folder() -> None:
-    """Registers ``models/pixelcore`` (extra_model_paths.yaml may add more under the key ``pixelcore``).
+    """Registers ``models/pixelcore`` (extra_model_paths.yaml may add more under the key ``pixelcore``) and
+    creates it if missing, so a user sees where models go. Nothing else happens at start-up.
 
     ``add_model_folder_path`` creates the entry with an empty extension set, which would list every file,
     so the allowed extensions are set here.
     """
-    folder_paths.add_model_folder_path(FOLDER, os.path.join(folder_paths.models_dir, FOLDER))
+    folder = os.path.join(folder_paths.models_dir, FOLDER)
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as err:  # a read-only install: the built-in model still works
+        log.warning("PixelCore: could not create %s (%s); create it by hand to add models.", folder, err)
+    folder_paths.add_model_folder_path(FOLDER, folder)
     paths, _ = folder_paths.folder_names_and_paths[FOLDER]
     folder_paths.folder_names_and_paths[FOLDER] = (paths, set(EXTENSIONS))
 
