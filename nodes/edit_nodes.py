@@ -10,7 +10,7 @@ from pixelcore import editing
 
 from .common import (COND_IN, GRID, GUIDANCE_SCHEDULE_IN, LOCK, LOCK_IN, MAX_NODE_BATCH, MODEL_IN, SAMPLER, SAMPLING,
                      SEAMLESS_IN, TOKENS, TOKENS_IN, PaletteLockSpec, PixelTokens, batch_mask, image_mask_to_rgba,
-                     intermediate, run_on_device, same_palette, sampler_config, spread, tip)
+                     intermediate, run_on_device, same_palette, sampler_config, save_previews, spread, tip)
 
 MAX_VARIANTS = 32
 
@@ -242,12 +242,14 @@ class Recolor:
 
 
 class TilePreview:
-    DESCRIPTION = "Repeats IMAGE (and MASK) in a grid, to check that a block texture tiles without seams."
+    DESCRIPTION = ("Repeats IMAGE (and MASK) in a grid, to check that a block texture tiles without seams, and "
+                   "shows the grid enlarged.")
     CATEGORY = "PixelCore/edit"
     RETURN_TYPES = ("IMAGE", "MASK")
     RETURN_NAMES = ("image", "mask")
     OUTPUT_TOOLTIPS = ("The tiled image.", "The tiled mask (all 0 when none was given).")
     FUNCTION = "tile"
+    OUTPUT_NODE = True  # it shows the grid: runs even with nothing connected after it
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -258,4 +260,5 @@ class TilePreview:
 
     def tile(self, image, repeat, mask=None):
         mask = batch_mask(mask, image)
-        return (image.repeat(1, repeat, repeat, 1), mask.repeat(1, repeat, repeat))
+        tiled, tiled_mask = image.repeat(1, repeat, repeat, 1), mask.repeat(1, repeat, repeat)
+        return {"ui": {"images": save_previews(image_mask_to_rgba(tiled, tiled_mask))}, "result": (tiled, tiled_mask)}
