@@ -24,8 +24,8 @@ pytestmark = [
 EDIT_NODES = ["PixelCore_ImageToTokens", "PixelCore_RegionMask", "PixelCore_Inpaint", "PixelCore_Variations",
               "PixelCore_PaletteLock", "PixelCore_MaskGITSampleAdvanced", "PixelCore_Recolor",
               "PixelCore_TilePreview"]
-# Node ids in the editing workflows: 5 saves the source texture, 12 the edited one (see workflows/).
-SOURCE_SAVE, EDIT, EDIT_SAVE, EDIT_PREVIEW = "5", "10", "12", "15"
+# Node ids in the editing workflows: 5 saves the source texture, 12 the edited one (see example_workflows/).
+SOURCE_SAVE, EDIT, EDIT_SAVE = "5", "10", "12"
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +69,7 @@ def test_edit_nodes_are_served(comfy):
 
 
 def test_inpaint_workflow_keeps_pixels_outside_the_region(comfy):
-    entry = run_ok(comfy, workflow("pixelcore_inpaint"))
+    entry = run_ok(comfy, workflow("Repaint part of a texture"))
     (before,), (after,) = pixels(comfy, entry, SOURCE_SAVE), pixels(comfy, entry, EDIT_SAVE)
     region = np.zeros((16, 16), bool)
     region[4:12, 4:12] = True
@@ -78,19 +78,19 @@ def test_inpaint_workflow_keeps_pixels_outside_the_region(comfy):
 
 
 def test_variations_workflow_changes_at_most_the_strength_share(comfy):
-    graph = workflow("pixelcore_variations_of_texture")
+    graph = workflow("Variations of a texture")
     entry = run_ok(comfy, graph)
     (before,), after = pixels(comfy, entry, SOURCE_SAVE), pixels(comfy, entry, EDIT_SAVE)
-    assert len(after) == graph[EDIT]["inputs"]["batch_size"] == len(pngs(comfy, entry, EDIT_PREVIEW))
+    assert len(after) == graph[EDIT]["inputs"]["batch_size"] == len(entry["outputs"][EDIT_SAVE]["images"])
     for image in after:
         changed = (image != before).any(-1).sum()
         assert changed <= round(0.4 * 256)
-    entry = run_ok(comfy, workflow("pixelcore_variations_of_texture", **{EDIT: {"strength": 0.0}}))
+    entry = run_ok(comfy, workflow("Variations of a texture", **{EDIT: {"strength": 0.0}}))
     assert all(np.array_equal(image, before) for image in pixels(comfy, entry, EDIT_SAVE))
 
 
 def test_palette_lock_workflow_uses_only_the_source_main_colours(comfy):
-    entry = run_ok(comfy, workflow("pixelcore_palette_lock", **{"9": {"max_colors": 2}}))
+    entry = run_ok(comfy, workflow("Resample in the same colours", **{"9": {"max_colors": 2}}))
     (before,), after = pixels(comfy, entry, SOURCE_SAVE), pixels(comfy, entry, EDIT_SAVE)
     opaque = before[before[..., 3] == 255, :3]
     colours, counts = np.unique(opaque, axis=0, return_counts=True)
@@ -101,16 +101,16 @@ def test_palette_lock_workflow_uses_only_the_source_main_colours(comfy):
 
 
 def test_seamless_workflow_scores_finite_and_previews_a_3x3_tiling(comfy):
-    entry = run_ok(comfy, workflow("pixelcore_seamless_block"))
+    entry = run_ok(comfy, workflow("Seamless block tile"))
     blocks = pixels(comfy, entry, SOURCE_SAVE)
     assert len(blocks) == 2 and all(np.isfinite(seam_score(block)) for block in blocks)
     assert all((block[..., 3] == 255).all() for block in blocks)  # the workflow turns "opaque" on
-    tiled = pngs(comfy, entry, "12")
-    assert [image.size for image in tiled] == [(16 * 3 * 8, 16 * 3 * 8)] * 2
+    tiled = [comfy.image(image) for image in entry["outputs"]["9"]["images"]]  # Tile Preview shows the 3x3
+    assert [image.size for image in tiled] == [(16 * 3 * 5, 16 * 3 * 5)] * 2  # enlarged 5x: 240 <= 256
 
 
 def test_recolor_workflow_makes_the_family_with_the_same_silhouette(comfy):
-    entry = run_ok(comfy, workflow("pixelcore_recolor"))
+    entry = run_ok(comfy, workflow("Recolour into materials"))
     (before,), after = pixels(comfy, entry, SOURCE_SAVE), pngs(comfy, entry, EDIT_SAVE)
     assert [png.text["pixelcore_prompt"] for png in after] == ["red sword", "blue sword", "gold sword",
                                                                "green sword"]

@@ -23,14 +23,14 @@ pytestmark = [
 
 NODE_IDS = ["PixelCore_LoadPixelModel", "PixelCore_EncodePrompt", "PixelCore_MaskGITSample",
             "PixelCore_PaletteDecode", "PixelCore_Upscale", "PixelCore_SaveTextureRGBA"]
-WORKFLOWS = sorted(p.stem for p in (ROOT / "workflows").glob("*.json"))
+WORKFLOWS = sorted(p.stem for p in (ROOT / "example_workflows").glob("*.json"))
 BUILTIN = "pixelcore_default.safetensors (built-in)"
 # Node ids inside the workflow graphs (the same in every workflow and its API twin).
 LOAD, ENCODE, SAMPLE, SAVE, UPSCALE, PREVIEW = "1", "2", "3", "5", "6", "8"
 
 
 def workflow(name, model=TINY, **changes):
-    """The API twin of workflows/<name>.json with the model swapped; changes are {node_id: {input: value}}."""
+    """The API twin of example_workflows/<name>.json with the model swapped; changes are {node_id: {input: value}}."""
     graph = json.loads((ROOT / "tests" / "workflows_api" / f"{name}.json").read_text(encoding="utf-8"))
     graph[LOAD]["inputs"]["model_name"] = model
     for node_id, inputs in changes.items():
@@ -39,7 +39,7 @@ def workflow(name, model=TINY, **changes):
 
 
 def good_graph(**changes):
-    return workflow("pixelcore_texture", **changes)
+    return workflow("Texture from a prompt", **changes)
 
 
 def assert_success(entry):
@@ -65,20 +65,26 @@ def test_pack_loads_and_lists_its_models_and_workflows(server):
 
 
 @pytest.mark.parametrize("name", WORKFLOWS)
-def test_workflow_runs_and_saves_native_rgba_with_exact_enlargement(server, name):
+def test_workflow_runs_saves_native_rgba_and_shows_it_enlarged(server, name):
     graph = workflow(name)
     entry = server.run(graph)
     assert_success(entry)
-    native, previews = saved_images(server, entry), saved_images(server, entry, PREVIEW)
-    factor = graph[UPSCALE]["inputs"]["factor"]
+    native = saved_images(server, entry)
+    previews = [server.image(image) for image in entry["outputs"][SAVE]["images"]]
     assert len(native) == len(previews) == graph[SAMPLE]["inputs"]["batch_size"]
     for png, preview in zip(native, previews):
         assert png.mode == "RGBA" and png.size == (16, 16)
         assert png.text["pixelcore_prompt"] == graph[ENCODE]["inputs"]["prompt"]
         assert png.text["pixelcore_seed"] == str(graph[SAMPLE]["inputs"]["seed"])
-        assert preview.mode == "RGBA" and preview.size == (16 * factor, 16 * factor)
-        pixels = np.array(png)
-        assert np.array_equal(np.array(preview), pixels.repeat(factor, 0).repeat(factor, 1))
+        pixels, shown = np.array(png), np.array(preview)
+        assert preview.size == (256, 256)
+        opaque = pixels[..., 3] == 255
+        assert np.array_equal(shown[::16, ::16][opaque], pixels[..., :3][opaque])
+    if graph.get(UPSCALE, {}).get("class_type") == "PixelCore_Upscale":  # the one template that shows Upscale
+        factor = graph[UPSCALE]["inputs"]["factor"]
+        for png, big in zip(native, saved_images(server, entry, PREVIEW)):
+            pixels = np.array(png)
+            assert big.mode == "RGBA" and np.array_equal(np.array(big), pixels.repeat(factor, 0).repeat(factor, 1))
 
 
 def test_same_seed_gives_the_same_image(server):
@@ -143,7 +149,7 @@ def test_very_long_prompt_is_truncated_not_refused(server):
 def test_shipped_default_model_runs(server):
     if not default_model_path().is_file():
         pytest.skip(f"no shipped model at {default_model_path()} yet")
-    entry = server.run(copy.deepcopy(workflow("pixelcore_texture", model=BUILTIN)), timeout=110)
+    entry = server.run(copy.deepcopy(workflow("Texture from a prompt", model=BUILTIN)), timeout=110)
     assert_success(entry)
     png = saved_images(server, entry)[0]
     assert png.mode == "RGBA" and png.size == (16, 16)

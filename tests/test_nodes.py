@@ -331,9 +331,9 @@ def _widget_names(node_type, nodes):
     return names
 
 
-@pytest.mark.parametrize("name", sorted(p.name for p in (ROOT / "workflows").glob("*.json")))
+@pytest.mark.parametrize("name", sorted(p.name for p in (ROOT / "example_workflows").glob("*.json")))
 def test_ui_workflow_and_api_twin_agree(pack, name):
-    ui = json.loads((ROOT / "workflows" / name).read_text(encoding="utf-8"))
+    ui = json.loads((ROOT / "example_workflows" / name).read_text(encoding="utf-8"))
     api = json.loads((ROOT / "tests" / "workflows_api" / name).read_text(encoding="utf-8"))
     assert sorted(str(n["id"]) for n in ui["nodes"]) == sorted(api)
     links = {link[0]: link for link in ui["links"]}
