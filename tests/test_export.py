@@ -10,7 +10,8 @@ from PIL import Image
 
 from pixelcore.cli import main
 from pixelcore.data import load_textures
-from pixelcore.export import PACK_FORMAT, PackTexture, export_pack, parse_mapping, read_texture, sanitize_name
+from pixelcore.export import (PACK_FORMAT, PackTexture, export_pack, parse_mapping, read_texture, sanitize_name,
+                              texture_names)
 
 from conftest import make_texture
 
@@ -144,3 +145,19 @@ def test_cli_takes_kinds_from_the_png_text_unless_told(tmp_path, saved_tiny_mode
         assert main(["export-pack", "-o", str(tmp_path / "x"), str(tmp_path / "missing.png")]) == 2
     assert "add --format luanti" in caplog.text and "no letters or digits" in caplog.text
     assert "not a readable image" in caplog.text and not (tmp_path / "x").exists()
+
+
+def test_the_minecraft_namespace_replaces_vanilla_textures_only(tmp_path):
+    export_pack(textures()[:2], tmp_path / "vanilla", namespace="minecraft")
+    assert files_under(tmp_path / "vanilla") == ["assets/minecraft/textures/block/blue_wool.png",
+                                                 "assets/minecraft/textures/item/red_sword.png", "pack.mcmeta",
+                                                 "pack.png"]
+
+
+def test_batch_names_come_from_the_given_names_or_the_prompts():
+    assert texture_names(2, "ruby, emerald") == ["ruby", "emerald"]
+    assert texture_names(3, "gem") == ["gem"] * 3
+    assert texture_names(2, "", ["a red sword", "一把蓝色的钻石剑"]) == ["red sword", "texture"]
+    assert texture_names(2, "", ["one prompt for another batch"]) == ["texture", "texture"]
+    with pytest.raises(ValueError, match="one name per texture"):
+        texture_names(3, "a, b")
