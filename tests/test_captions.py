@@ -1,4 +1,5 @@
 import random
+from pathlib import Path
 
 import pytest
 
@@ -112,3 +113,26 @@ def test_kind_marked_variants_leave_blocks_only_their_block_captions():
     assert captions.kind_marked_variants(item, "item") == item
     assert not any(captions.says_block(v) for v in item)  # items never say block, so the pair is told apart
     assert captions.kind_marked_variants(["oak"], "block") == ["oak"]  # never left with nothing
+
+
+
+def test_every_word_has_a_chinese_rendering_and_codes_are_said_as_is():
+    assert captions._translate("carts rail t junction brk") == "铁轨丁字交叉口刹车"
+    assert captions._translate("mk10 egg") == "MK10蛋" and captions._translate("bed side2") == "床侧面2"
+    assert captions._translate("moretrees acacia leaves") == "金合欢木树叶"  # a mod name said in English only
+    assert captions._translate("doors steel a") == "门铁A"
+    assert captions._translate("flux capacitor") is None
+
+
+def _luanti_names() -> list[tuple[str, str]]:
+    rows = (line.split("\t") for line in (Path(__file__).parent / "luanti_names.tsv").read_text().splitlines()
+            if line and not line.startswith("#"))
+    return [(name, kind) for kind, name in rows]
+
+
+def test_every_luanti_name_has_a_chinese_caption():
+    names = _luanti_names()
+    assert len(names) > 1000
+    for name, kind in names:
+        assert captions._chinese_templates(name, "red", kind), name
+        assert all(captions._render_word(word) is not None for word in name.split()), name
