@@ -12,9 +12,10 @@ from __future__ import annotations
 import logging
 import random
 import re
+import zlib
 from functools import lru_cache
 
-from pixelcore import glossary
+from pixelcore import glossary, phrasing
 from pixelcore.colors import COLOR_SYNONYMS, normalize_color
 from pixelcore.glossary import GLOSSARY, ZH_DEFAULT_MEASURE, ZH_MEASURE
 
@@ -233,6 +234,14 @@ def _zh_name(name: str) -> str | None:
     return _ZH_SINGLE.get(name) or _translate(name) or None
 
 
+def _zh_words(name: str, zh_name: str) -> tuple[str, ...] | None:
+    """The Chinese of each word of ``name`` when together they are ``zh_name`` (no phrase, no single form)."""
+    rendered = tuple(_render_word(w) for w in name.split())
+    if any(zh is None for zh in rendered) or "".join(rendered) != zh_name:
+        return None
+    return rendered
+
+
 def _has_han(text: str) -> bool:
     return any("\u4e00" <= ch <= "\u9fff" for ch in text)
 
@@ -267,11 +276,45 @@ def chinese_caption(name: str, color: str | None, kind: str | None,
     return rng.choice(options) if options else None
 
 
-def caption_variants(name: str, color: str | None, kind: str | None) -> list[str]:
-    """Every template in both languages, English first, deterministic order."""
+EN_VARIANTS = 12
+ZH_VARIANTS = 12
+"""Captions per record and language: the fixed templates, then phrasings drawn by :mod:`pixelcore.phrasing`
+(the training bank tokenizes every one: 6,500 records x 24 x 48 tokens of int64 is about 60 MB)."""
+
+
+def caption_variants(name: str, color: str | None, kind: str | None, pixels=None) -> list[str]:
+    """Captions of one texture in both languages, English first, the same list on every call.
+
+    The fixed templates come first ("a red diamond sword", 一把红色的钻石剑), then phrasings as people write
+    them, up to :data:`EN_VARIANTS` English and :data:`ZH_VARIANTS` Chinese captions.
+
+    Args:
+        name: The name without colour words, e.g. "diamond sword".
+        color: Its colour word (synonyms accepted), or None.
+        kind: "item", "block" or None.
+        pixels: The uint8 (16, 16, 4) texture, optional: with it, a texture with a second colour of real share
+            also gets two-colour captions ("a cyan and brown diamond sword").
+    """
     color = normalize_color(color)
-    variants = _english_templates(name, color, kind) + _chinese_templates(name, color, kind)
-    return list(dict.fromkeys(variants))
+    return list(_variants(name, color, kind, phrasing.second_color(pixels, color)))
+
+
+@lru_cache(maxsize=1 << 16)
+def _variants(name: str, color: str | None, kind: str | None, second: str | None) -> tuple[str, ...]:
+    rng = random.Random(zlib.crc32(f"{name}|{color}|{kind}|{second}".encode()))
+    if color in name.split():  # "gold ingot" is not said "gold gold ingot" (nor 金色的金锭)
+        color = second = None
+    english = phrasing.fill(_english_templates(name, color, kind), EN_VARIANTS,
+                            lambda: phrasing.english_phrasing(name, color, kind, second, rng))
+    chinese = _chinese_templates(name, color, kind)
+    if chinese:
+        zh_name = _zh_name(name)
+        words = _zh_words(name, zh_name)
+        head = name.split()[-1]
+        chinese = phrasing.fill(chinese, ZH_VARIANTS,
+                                lambda: phrasing.chinese_phrasing(zh_name, words, head, color, kind, second, rng),
+                                keep=_has_han)  # "FPGA" alone is no Chinese caption
+    return tuple(dict.fromkeys(english + chinese))
 
 
 def generic_variants(name: str, color: str | None, kind: str | None) -> list[str]:
