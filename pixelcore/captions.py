@@ -47,8 +47,9 @@ _NOISE = frozenset({"left", "right", "lr", "on", "off", "edges", "anim", "animat
                     "inactive", "preview", "tool", "tools", "inv", "inventory", "item", "png",
                     "top", "bottom",
                     "side", "sides", "front", "back", "3d", "icon", "overlay", "tb", "opaque"})
-_ALIASES = {"pick": "pickaxe", "cobblestone": "cobble", "grey": "gray", "woods": "wood",
-            "ingots": "ingot", "logs": "log", "swords": "sword", "bricks": "brick"}
+NAME_ALIASES: dict[str, str] = {"pick": "pickaxe", "cobblestone": "cobble", "grey": "gray", "woods": "wood",
+                                "ingots": "ingot", "logs": "log", "swords": "sword", "bricks": "brick"}
+"""File-name words said another way in names ("steelpick" is a steel pickaxe)."""
 _SHADE_WORDS = frozenset({"dark", "light", "pale", "bright", "deep"})
 # Colour words that are also materials or fruit ("gold ingot", "an orange"): stripped
 # only when they trail another word ("wool orange").
@@ -61,7 +62,7 @@ def _vocabulary() -> frozenset[str]:
     """Words a glued file-name token may be split into (three letters or more: "or", "bg" would split
     unknown tokens into noise)."""
     words = {w for key in GLOSSARY for w in key.split() if len(w) >= 3}
-    return frozenset(words | set(_ALIASES) | set(COLOR_SYNONYMS) | set(_SHADE_WORDS))
+    return frozenset(words | set(NAME_ALIASES) | set(COLOR_SYNONYMS) | set(_SHADE_WORDS))
 
 
 def _segment(token: str) -> list[str]:
@@ -111,7 +112,7 @@ def split_name(stem: str, prefixes: tuple[str, ...] = ()) -> list[str]:
     for token in tokens:
         if token in _NOISE or re.fullmatch(r"\d+|[a-z]?\d+[a-z]?", token):
             continue
-        words.extend(_ALIASES.get(piece, piece) for piece in _segment(token))
+        words.extend(NAME_ALIASES.get(piece, piece) for piece in _segment(token))
     if len(words) >= 2 and _singular(words[0]) == _singular(words[1]):
         words = words[1:]  # a mod named after its thing: "beds_bed" -> "bed", "nether_nether..." -> "nether..."
     if len(words) >= 2 and words[-1] in _MATERIALS and words[-2] in _REORDER_HEADS:
