@@ -131,6 +131,7 @@ def test_every_luanti_name_has_a_chinese_caption():
     for name, kind in names:
         assert captions._chinese_templates(name, "red", kind), name
         assert all(captions._render_word(word) is not None for word in name.split()), name
+        assert sum(captions._has_han(v) for v in captions.caption_variants(name, "red", kind)) == captions.ZH_VARIANTS
 
 
 def _han(text: str) -> bool:

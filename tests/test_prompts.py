@@ -1,4 +1,7 @@
+import json
+import os
 import re
+from pathlib import Path
 
 import pytest
 
@@ -7,6 +10,9 @@ from pixelcore.colors import COLOR_NAMES, COLOR_SYNONYMS
 from pixelcore.prompts import (MAX_PROMPT_CHARS, VOCAB_GROUPS, format_vocabulary, normalize_prompt, read_prompt,
                                unknown_words_message, vocabulary)
 from pixelcore.text import check_prompts
+
+TESTS = Path(__file__).resolve().parent
+EVAL = TESTS.parent / "eval"
 
 # A spread of Luanti names, the odd ones included (codes, mod words, phrases, several words).
 SAMPLE_NAMES = [
@@ -211,3 +217,72 @@ def test_builtin_encoder_tokenizes_the_reading(tiny_model):
     assert (same[0] == same[1]).all() and (same[2] == same[3]).all()
     # a text of filler alone is tokenized as typed, not as an empty prompt
     assert not (tokenize(["pixel art"])[0] == tokenize([""])[0]).all()
+
+
+# --- the natural-prompt sets ---------------------------------------------------------------------------------
+
+def _rows(name: str) -> list[dict]:
+    return [json.loads(line) for line in (EVAL / name).read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def test_natural_prompt_set_has_english_and_chinese_twins():
+    rows = _rows("prompts_natural.jsonl")
+    twins: dict[str, dict[str, dict]] = {}
+    for row in rows:
+        assert set(row) <= {"prompt", "color", "kind", "shape", "lang", "twin"}
+        assert row["color"] in (*COLOR_NAMES, None) and row["kind"] in ("item", "block", None)
+        assert row.get("shape") in (*glossary.SHAPES, None)
+        twins.setdefault(row["twin"], {})[row["lang"]] = row
+    assert len(twins) >= 40 and all(set(pair) == {"en", "zh"} for pair in twins.values())
+    for pair in twins.values():
+        keys = [{k: v for k, v in pair[lang].items() if k not in ("prompt", "lang")} for lang in ("en", "zh")]
+        assert keys[0] == keys[1]
+    shapes = {row.get("shape") for row in rows}
+    assert {"sword", "pickaxe", "axe", "shovel", "hoe", "apple", "ingot", "potion", "bucket", "gem"} <= shapes
+    assert any(set(row["prompt"]) & set(glossary.TRAD_TO_SIMP) for row in rows)  # a few in traditional
+    assert len(_rows("prompts_writeup.jsonl")) == 3
+
+
+def _luanti_names() -> list[tuple[str, str]]:
+    rows = (line.split("\t") for line in (TESTS / "luanti_names.tsv").read_text().splitlines()
+            if line and not line.startswith("#"))
+    return [(name, kind) for kind, name in rows]
+
+
+def _words_in(prompt: str) -> set[str]:
+    """Name words whose English or Chinese (or a synonym of either) occurs in ``prompt``; mod words said in
+    English only count as found."""
+    text = prompt.lower().translate(str.maketrans(glossary.TRAD_TO_SIMP))
+    found = {word for word, zh in glossary.GLOSSARY.items() if zh == ""}
+    for word, zh in {**glossary.GLOSSARY, **glossary.NOUN_SENSES, **glossary.ZH_SINGLE}.items():
+        forms = {word, *glossary.EN_CAPTION_SYNONYMS.get(word, ())}
+        forms |= {k for k, v in glossary.EN_CANONICAL.items() if v == word}
+        if zh:
+            forms |= {zh, *glossary.ZH_CAPTION_SYNONYMS.get(zh, ())}
+            forms |= {k for k, v in glossary.ZH_CANONICAL.items() if v == zh}
+        if any(form in text for form in forms):
+            found.update(word.split())
+    return found
+
+
+def test_natural_prompts_are_not_caption_templates():
+    """Held-out discipline: no natural prompt is a caption written for a Luanti name (in any colour or kind)
+    that it could be about."""
+    names = _luanti_names()
+    for row in _rows("prompts_natural.jsonl"):
+        found = _words_in(row["prompt"])
+        for name, kind in names:
+            if not set(name.split()) <= found:
+                continue
+            for color in (*COLOR_NAMES, None):
+                captions_of_name = captions.caption_variants(name, color, kind) + captions.generic_variants(
+                    name, color, kind)
+                assert row["prompt"] not in captions_of_name, (row["prompt"], name, color)
+
+
+@pytest.mark.skipif(not os.environ.get("PIXELCORE_LUANTI_DATA"), reason="set PIXELCORE_LUANTI_DATA to a built "
+                    "Luanti set (python -m pixelcore build-luanti) to compare its names with tests/luanti_names.tsv")
+def test_luanti_name_list_matches_the_built_set():
+    metadata = Path(os.environ["PIXELCORE_LUANTI_DATA"]) / "metadata.jsonl"
+    built = {(row["name"], row["kind"]) for row in map(json.loads, metadata.read_text().splitlines())}
+    assert built == set(_luanti_names())
