@@ -298,7 +298,7 @@ EN_FILLER_NOUNS: frozenset[str] = frozenset({
 EN_FUNCTION_WORDS: frozenset[str] = frozenset({
     "a", "an", "the", "of", "with", "and", "in", "on", "is", "that", "some", "one", "made", "from", "colored",
     "coloured", "color", "colour", "for", "to", "its", "it", "or", "like", "very", "kind", "type", "item",
-    "items", "block", "blocks", "x"})
+    "items", "block", "blocks", "x", "my", "your", "just", "really", "this", "these", "into", "at", "by"})
 """Words captions and prompts use around the content; known, kept, and no concept of their own."""
 
 ZH_FILLER: tuple[str, ...] = (

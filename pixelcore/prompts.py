@@ -372,13 +372,18 @@ def _normalize_short(prompt: str) -> str:
 
 
 def unknown_words_message(reading: PromptReading, limit: int = 12) -> str:
-    """One line naming the words the model does not know, e.g. "unknown words ignored: scope, sci-fi"; "" when
-    every word is known."""
+    """One line naming the words the builtin model's captions never used, e.g. "unknown words, not learned by
+    the model: scope, sci-fi"; "" when every word is known.
+
+    It does not say "ignored": the words stay in the text, and on the shipped model they do change the result
+    (as much as another seed, sometimes the kind), in no learned way. Dropping them was no better on the
+    natural-prompt set (colour adherence up, kind adherence down), so they are kept and named.
+    """
     if not reading.unknown:
         return ""
     shown = ", ".join(reading.unknown[:limit])
     more = f" and {len(reading.unknown) - limit} more" if len(reading.unknown) > limit else ""
-    return f"unknown words ignored: {shown}{more}"
+    return f"unknown words, not learned by the model: {shown}{more}"
 
 
 def empty_prompt_message(reading: PromptReading, what: str = "prompt") -> str:

@@ -93,7 +93,7 @@ def test_colour_words_and_shades(prompt, text, colors):
 def test_unknown_words_are_reported_in_both_languages():
     english = read_prompt("a sci-fi gun with a purple body and a white scope")
     assert english.unknown == ("sci-fi", "gun", "scope")
-    assert unknown_words_message(english) == "unknown words ignored: sci-fi, gun, scope"
+    assert unknown_words_message(english) == "unknown words, not learned by the model: sci-fi, gun, scope"
     assert english.text == "a sci-fi gun with a purple body and a white scope"  # kept: a model may know them
     chinese = read_prompt("一把科幻风格的枪，带有紫色的枪身和白色的瞄准镜")
     assert chinese.unknown == ("科幻", "枪", "枪身", "瞄准镜")
@@ -142,7 +142,7 @@ def test_filler_only_prompt_is_refused_with_advice():
     with pytest.raises(ValueError, match="negative prompt"):
         check_prompts("画一把", what="negative prompt")
     assert check_prompts("xyzzy") == ["xyzzy"]  # only unknown words: drawn, with a message to show
-    assert unknown_words_message(read_prompt("xyzzy")) == "unknown words ignored: xyzzy"
+    assert unknown_words_message(read_prompt("xyzzy")) == "unknown words, not learned by the model: xyzzy"
 
 
 def test_read_prompt_refuses_non_strings():
