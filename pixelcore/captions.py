@@ -199,10 +199,11 @@ def english_caption(name: str, color: str | None, kind: str | None, rng: random.
     return rng.choice(_english_templates(name, normalize_color(color), kind))
 
 
-def _render_word(word: str) -> str | None:
-    """Chinese for one name word: the glossary's, or a code said as is ("t" is T, "mk10" is MK10, "side2" is
-    侧面2). None when the word is not known."""
-    zh = _NOUN_SENSES.get(word, GLOSSARY.get(word))
+def chinese_word(word: str) -> str | None:
+    """Chinese for one name word: the glossary's (a synonym's: "hatchet" is said as "axe" is), or a code said as
+    is ("t" is T, "mk10" is MK10, "side2" is 侧面2); "" for a mod name said in English only. None when the word is
+    not known."""
+    zh = _NOUN_SENSES.get(word, GLOSSARY.get(word, GLOSSARY.get(glossary.EN_CANONICAL.get(word, ""))))
     if zh is not None:
         return zh
     if re.fullmatch(r"[a-z]", word):
@@ -221,7 +222,7 @@ def _translate(name: str) -> str | None:
             if len(words) - i < size:
                 continue
             phrase = " ".join(words[i:i + size])
-            zh = _render_word(phrase) if size == 1 else GLOSSARY.get(phrase)
+            zh = chinese_word(phrase) if size == 1 else GLOSSARY.get(phrase)
             if zh is not None:
                 out.append(zh)
                 i += size
@@ -237,7 +238,7 @@ def _zh_name(name: str) -> str | None:
 
 def _zh_words(name: str, zh_name: str) -> tuple[str, ...] | None:
     """The Chinese of each word of ``name`` when together they are ``zh_name`` (no phrase, no single form)."""
-    rendered = tuple(_render_word(w) for w in name.split())
+    rendered = tuple(chinese_word(w) for w in name.split())
     if any(zh is None for zh in rendered) or "".join(rendered) != zh_name:
         return None
     return rendered

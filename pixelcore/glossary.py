@@ -45,6 +45,12 @@ TOOLS: dict[str, str] = {
     "key": "钥匙", "shears": "剪刀", "crossbow": "弩", "staff": "法杖", "wand": "魔杖", "trowel": "泥铲",
     "scythe": "长柄镰刀", "saw": "锯", "airbrush": "喷枪", "binoculars": "望远镜", "lasso": "套索",
     "net": "网兜", "bugnet": "捕虫网", "saddle": "马鞍", "padlock": "挂锁", "anvil": "铁砧",
+    # weapons and gear of the extra item sources (pixelcore.sources)
+    "gun": "枪", "rifle": "步枪", "pistol": "手枪", "shotgun": "霰弹枪", "revolver": "左轮手枪", "katana": "武士刀",
+    "broadsword": "阔剑", "rapier": "细剑", "scimitar": "弯刀", "machete": "砍刀", "dagger": "匕首", "mace": "钉头锤",
+    "morningstar": "流星锤", "javelin": "标枪", "blade": "刀刃", "gloves": "手套", "gauntlets": "护手",
+    "pants": "裤子", "jeans": "牛仔裤", "shoes": "鞋子", "medal": "奖牌", "badge": "徽章", "rosette": "玫瑰花结",
+    "flask": "烧瓶", "coins": "硬币",
 }
 ITEMS: dict[str, str] = {
     "apple": "苹果", "ingot": "锭", "lump": "矿块", "gem": "宝石", "potion": "药水", "bottle": "瓶",
@@ -120,6 +126,15 @@ MODIFIERS: dict[str, str] = {
     "foot": "脚", "head": "头", "feet": "脚", "legs": "腿", "torso": "躯干", "body": "机身", "face": "表盘",
     "female": "女", "male": "男", "bg": "背景", "fg": "前景", "fb": "前后", "brk": "刹车", "pwr": "充能",
     "slot": "槽位", "base": "底座", "and": "与", "or": "或", "not": "非", "with": "带", "of": "之",
+    "combat": "战斗", "laser": "激光", "fur": "毛皮", "assault": "突击", "chitinous": "甲壳质", "winter": "冬季",
+    "tactical": "战术", "hot": "热", "army": "军用", "environmental": "环境防护", "makeshift": "简易", "battle": "战斗",
+    "survival": "求生", "high": "高", "fingerless": "露指", "medical": "医用", "heavy": "重型", "composite": "复合",
+    "recoilless": "无后坐力", "tainted": "污染", "plasma": "等离子", "pointy": "尖头", "crude": "粗制",
+    "pneumatic": "气动", "homemade": "自制", "thermal": "保暖", "electric": "电", "double": "双", "flammable": "易燃",
+    "extra": "加", "occult": "神秘", "turnout": "消防", "hiking": "登山", "steeltoed": "钢头", "salvaged": "回收",
+    "western": "西部", "armored": "装甲", "great": "巨", "checkered": "格子", "compound": "复合", "hunting": "狩猎",
+    "digging": "挖掘", "salted": "咸", "smoked": "熏", "modern": "现代", "recurve": "反曲", "stun": "电击",
+    "burnt": "烧焦", "out": "尽", "wrapped": "包裹", "boiled": "煮", "ferromagnetic": "铁磁", "war": "战",
 }
 OTHER: dict[str, str] = {
     # the long tail of the Luanti names: furniture, machines, mod words; a "" rendering is a mod name said
@@ -157,6 +172,15 @@ OTHER: dict[str, str] = {
     "table": "桌子", "chair": "椅子", "bench": "长椅", "lever": "拉杆", "button": "按钮", "pipe": "管道",
     "tube": "管道", "cabinet": "柜子", "analog": "模拟", "lock": "锁", "stairside": "楼梯侧面", "agar": "琼脂",
     "slice": "片", "wardrobe": "衣柜", "piece": "块", "nand": "与非", "nor": "或非", "xor": "异或", "filing": "文件",
+    "submachine": "冲锋", "award": "奖", "survivor": "幸存者", "sledge": "大", "butcher": "屠夫", "boeing": "波音",
+    "deputy": "副警长", "detective": "侦探", "marshal": "警长", "birchbark": "桦树皮", "thigh": "大腿",
+    "boxing": "拳击", "clown": "小丑", "dress": "礼服", "baseball": "棒球", "motorcycle": "摩托车", "bell": "钟形",
+    "firefighter": "消防员", "beekeeping": "养蜂", "knee": "膝", "cargo": "工装", "ski": "滑雪", "swimming": "游泳",
+    "lemat": "勒马特", "masterkey": "万能钥匙", "hip": "随身", "hockey": "曲棍球", "trench": "战壕",
+    "mining": "采矿", "pocket": "口袋", "punch": "拳刺", "olympic": "奥运", "style": "", "target": "靶",
+    "lobster": "龙虾", "scout": "侦察", "aux": "辅助", "work": "工作", "bowling": "保龄球", "elephant": "大象",
+    "radiation": "辐射", "gauge": "口径", "flintlock": "燧发", "fillet": "鱼片", "fighting": "格斗", "swiss": "瑞士",
+    "butter": "黄油", "acto": "美工", "steak": "牛排", "chunk": "块", "nail": "钉",
 }
 PHRASES: dict[str, str] = {
     # several words said as one in Chinese; the glossary tries three words, then two, then one
@@ -168,6 +192,8 @@ PHRASES: dict[str, str] = {
     "gate and": "与门", "gate nand": "与非门", "gate nor": "或非门", "gate not": "非门", "gate or": "或门",
     "gate xor": "异或门", "gate diode": "二极管", "slide door": "推拉门", "power plant": "能量植物",
     "doors trapdoor": "活板门", "speaker driver": "音箱驱动单元", "mob spawner": "刷怪笼", "clock face": "钟表盘",
+    "burnt out": "烧尽的", "chunk of": "", "fillet of fish": "鱼片", "award star": "奖章星", "hip flask": "随身酒壶",
+    "swiss army knife": "瑞士军刀",
 }
 GLOSSARY: dict[str, str] = {**MATERIALS, **TOOLS, **ITEMS, **BLOCKS, **MODIFIERS, **OTHER, **PHRASES, **ZH_COLORS}
 """English word (or short phrase) to Chinese for every word of the Luanti texture names; "" for mod names."""
@@ -178,20 +204,14 @@ NOUN_SENSES = {"gold": "金", "orange": "橙子", "silver": "银", "emerald": "�
 ZH_SINGLE = {"wood": "木板", "stone": "石头", "gold": "金", "iron": "铁", "steel": "钢", "cobble": "圆石",
              "glass": "玻璃", "tree": "原木"}
 
-SHAPES: tuple[str, ...] = ("sword", "pickaxe", "axe", "shovel", "hoe", "apple", "ingot", "potion", "gem",
-                           "helmet", "chestplate", "leggings", "boots", "bucket")
-"""Item classes a prompt can name by its head noun (the shape the texture should have)."""
-SHAPE_WORDS: dict[str, str] = {"ruby": "gem", "sapphire": "gem", "emerald": "gem", "amethyst": "gem",
-                               "jewel": "gem", "gemstone": "gem"}
-"""Head nouns that name one of :data:`SHAPES` by another word (a ruby is a gem)."""
-
 # --- synonyms -------------------------------------------------------------------------------------------------
 EN_CANONICAL: dict[str, str] = {
     "pick": "pickaxe", "pick axe": "pickaxe", "spade": "shovel", "hatchet": "axe", "pail": "bucket",
     "jewel": "gem", "gemstone": "gem", "helm": "helmet", "breastplate": "chestplate", "chest plate": "chestplate",
-    "armour": "armor", "greaves": "leggings", "foliage": "leaves", "cobblestone": "cobble",
+    "armour": "armor", "greaves": "leggings", "foliage": "leaves", "cobblestone": "cobble", "cuirass": "chestplate",
 }
-"""English words the reader rewrites to the caption word: none is a word of a texture name."""
+"""English words the reader rewrites to the caption word: none is a word of a Luanti name (a few name items of
+the extra sources, where they mean the same: a hatchet is an axe, and is rendered so in Chinese)."""
 EN_CAPTION_SYNONYMS: dict[str, tuple[str, ...]] = {
     "sword": ("blade",), "steel": ("iron",), "wood": ("wooden",), "leggings": ("pants",),
     "planks": ("wooden planks", "boards"), "potion": ("potion bottle",),
@@ -263,10 +283,15 @@ ZH_BARE_COLORS: dict[str, str] = {
 # --- measure words --------------------------------------------------------------------------------------------
 TOOL_HEADS = ("sword", "pickaxe", "axe", "shovel", "hoe", "knife", "sickle", "hammer", "bow", "crossbow", "spear",
                "wrench", "screwdriver", "key", "shears", "staff", "wand", "trowel", "scythe")
+_WEAPON_HEADS = ("gun", "rifle", "pistol", "shotgun", "revolver", "katana", "broadsword", "rapier", "scimitar",
+                 "machete", "dagger", "mace", "morningstar", "blade")
 ZH_MEASURE: dict[str, str] = {**{tool: "一把" for tool in TOOL_HEADS},
                               "ingot": "一块", "lump": "一块", "brick": "一块", "gem": "一颗",
                               "seed": "一颗", "apple": "一个", "book": "一本", "bottle": "一瓶",
-                              "potion": "一瓶", "feather": "一根", "stick": "一根"}
+                              "potion": "一瓶", "feather": "一根", "stick": "一根",
+                              **{weapon: "一把" for weapon in _WEAPON_HEADS},
+                              "gloves": "一双", "shoes": "一双", "pants": "一条", "jeans": "一条", "medal": "一枚",
+                              "badge": "一枚", "coins": "一堆", "javelin": "一支"}
 """Measure word by head noun for item captions; other items get 一个, blocks none."""
 ZH_DEFAULT_MEASURE = "一个"
 ZH_MEASURE_ALT: dict[str, tuple[str, ...]] = {

@@ -26,11 +26,12 @@ from functools import lru_cache
 from . import glossary as g
 from .captions import NAME_ALIASES
 from .colors import COLOR_NAMES, COLOR_SYNONYMS
+from .shapes import normalize_shape
 
 MAX_PROMPT_CHARS = 2000
 """Prompts are cut to this many characters before reading; the tokenizer keeps far fewer anyway."""
 
-CONTENT = frozenset({"color", "thing", "material", "block", "modifier", "kind", "unknown"})
+CONTENT = frozenset({"color", "thing", "material", "block", "modifier", "kind", "style", "unknown"})
 """Categories of words that say something about the texture (filler without any of them reads as empty)."""
 
 _HAN_CLASS = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f"
@@ -52,8 +53,9 @@ class Word:
     Attributes:
         text: The word as found (after Unicode cleaning, lower case, simplified characters).
         normalized: What the tokenizer gets for it: the caption word, the word itself, or "" when dropped.
-        category: "color", "thing", "material", "block", "modifier", "kind", "measure", "grammar", "filler"
-            or "unknown"; spaces and punctuation are words of category "space" and "punct".
+        category: "color", "thing", "material", "block", "modifier", "kind", "style" (a source's style
+            condition, :data:`pixelcore.sources.STYLES`), "measure", "grammar", "filler" or "unknown"; spaces and
+            punctuation are words of category "space" and "punct".
         concept: The English caption word it stands for (剑 is "sword"), or None.
     """
 
@@ -73,7 +75,7 @@ class PromptReading:
     unknown: tuple[str, ...]  # unknown words, each once, in order of appearance
     colors: tuple[str, ...]  # colour words named, as words of colors.COLOR_NAMES
     kind: str | None  # "block" or "item" when the prompt says so (or names an item shape)
-    shape: str | None  # the item class named by the head noun (glossary.SHAPES), if any
+    shape: str | None  # the item class the head noun names (pixelcore.shapes.SHAPE_CLASSES), if any
     language: str  # "en", "zh", "mixed" or "" (no words)
     truncated: bool = False
 
@@ -125,7 +127,15 @@ def _english_table() -> dict[tuple[str, ...], _Entry]:
         table[(word,)] = _Entry("kind", concept=kind)
     for phrase in g.EN_FILLER:
         table[tuple(phrase.split())] = _Entry("filler", "")
+    for key, style in _styles().items():  # "silk icon style" is a condition, not the filler "icon" and "style"
+        table[tuple(style.en.split())] = table[(style.en.split()[0],)] = _Entry("style", concept=key)
     return table
+
+
+def _styles() -> dict:
+    from .sources import STYLES  # the data builder's table; imported late, it reads .deb packages
+
+    return STYLES
 
 
 @lru_cache(maxsize=1)
@@ -162,6 +172,9 @@ def _chinese_table() -> dict[str, _Entry]:
         table.setdefault(word, _Entry("grammar"))
     for word in g.ZH_FILLER:
         table[word] = _Entry("filler", "")
+    for key, style in _styles().items():
+        for run in _HAN_RUNS.findall(style.zh):  # Silk图标风格: 图标风格, kept whole
+            table[run] = _Entry("style", concept=key)
     return table
 
 
@@ -350,8 +363,7 @@ def read_prompt(prompt: str) -> PromptReading:
     colors = tuple(dict.fromkeys(w.concept for w in words if w.category == "color" and w.concept))
     things = [w.concept for w in words if w.category == "thing"]  # "an ingot of iron": the ingot
     nouns = things or [w.concept for w in words if w.category in ("material", "block")]
-    head = g.SHAPE_WORDS.get(nouns[-1], nouns[-1]) if nouns else None
-    shape = head if head in g.SHAPES else None
+    shape = normalize_shape(nouns[-1]) if nouns else None  # a ruby is a gem
     kinds = [w.concept for w in words if w.category == "kind"]
     kind = "block" if "block" in kinds else "item" if kinds or shape else None
     content = [w for w in words if w.category in CONTENT or w.category == "measure"]
@@ -403,7 +415,7 @@ class VocabEntry:
 
 
 VOCAB_GROUPS = ("colours", "items and shapes", "materials", "blocks", "modifiers", "other words", "kind words",
-                "measure words", "filler")
+                "styles", "measure words", "filler")
 
 
 def _entry(word: str, zh: str) -> VocabEntry:
@@ -439,6 +451,7 @@ def vocabulary() -> dict[str, list[VocabEntry]]:
         "modifiers": listed(g.MODIFIERS),
         "other words": listed({**g.OTHER, **g.PHRASES}),
         "kind words": [VocabEntry(("block",), ("方块", "块")), VocabEntry(("item",), ("物品", "道具"))],
+        "styles": [VocabEntry((style.en,), (style.zh,)) for style in _styles().values()],
         "measure words": [VocabEntry((), tuple(measures))],
         "filler": [VocabEntry(g.EN_FILLER, tuple(zh_filler))],
     }

@@ -119,18 +119,17 @@ def test_kind_marked_variants_leave_blocks_only_their_block_captions():
     assert captions.kind_marked_variants(["oak"], "block") == ["oak"]  # never left with nothing
 
 
-def _luanti_names() -> list[tuple[str, str]]:
-    rows = (line.split("\t") for line in (Path(__file__).parent / "luanti_names.tsv").read_text().splitlines()
+def _training_names(source: str | None = None) -> list[tuple[str, str]]:
+    rows = (line.split("\t") for line in (Path(__file__).parent / "training_names.tsv").read_text().splitlines()
             if line and not line.startswith("#"))
-    return [(name, kind) for kind, name in rows]
+    return [(name, kind) for src, kind, name in rows if source in (None, src)]
 
 
-def test_every_luanti_name_has_a_chinese_caption():
-    names = _luanti_names()
-    assert len(names) > 1000
-    for name, kind in names:
+def test_every_training_name_has_chinese_captions():
+    assert len(_training_names("luanti")) > 1000 and len(_training_names("extra")) > 150
+    for name, kind in _training_names():
         assert captions._chinese_templates(name, "red", kind), name
-        assert all(captions._render_word(word) is not None for word in name.split()), name
+        assert all(captions.chinese_word(word) is not None for word in name.split()), name
         assert sum(captions._has_han(v) for v in captions.caption_variants(name, "red", kind)) == captions.ZH_VARIANTS
 
 

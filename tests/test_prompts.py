@@ -9,12 +9,14 @@ from pixelcore import captions, glossary
 from pixelcore.colors import COLOR_NAMES, COLOR_SYNONYMS
 from pixelcore.prompts import (MAX_PROMPT_CHARS, VOCAB_GROUPS, format_vocabulary, normalize_prompt, read_prompt,
                                unknown_words_message, vocabulary)
+from pixelcore.shapes import normalize_shape
 from pixelcore.text import check_prompts
 
 TESTS = Path(__file__).resolve().parent
 EVAL = TESTS.parent / "eval"
 
-# A spread of Luanti names, the odd ones included (codes, mod words, phrases, several words).
+# A spread of Luanti names (the shipped model was trained on them), the odd ones included (codes, mod words,
+# phrases, several words).
 SAMPLE_NAMES = [
     ("diamond sword", "item"), ("steel pickaxe", "item"), ("bronze shovel", "item"), ("wood axe", "item"),
     ("mese hoe", "item"), ("apple", "item"), ("gold ingot", "item"), ("steel helmet", "item"), ("bucket", "item"),
@@ -26,6 +28,9 @@ SAMPLE_NAMES = [
     ("clothes female1", "item"), ("fpga", "block"), ("rope texture", "block"), ("painting", "item"),
     ("dvd player", "item"), ("fish clownfish", "item"), ("washing machine", "block"), ("silver ingot", "item"),
 ]
+# and of the extra item sources
+EXTRA_NAMES = [("submachine gun", "item"), ("hatchet", "item"), ("burnt out torch", "item"),
+               ("olympic style target bow", "item"), ("chunk of tainted meat", "item"), ("award star", "item")]
 
 
 def _old_colour_normaliser(prompt: str) -> str:
@@ -92,11 +97,11 @@ def test_colour_words_and_shades(prompt, text, colors):
 
 def test_unknown_words_are_reported_in_both_languages():
     english = read_prompt("a sci-fi gun with a purple body and a white scope")
-    assert english.unknown == ("sci-fi", "gun", "scope")
-    assert unknown_words_message(english) == "unknown words, not learned by the model: sci-fi, gun, scope"
+    assert english.unknown == ("sci-fi", "scope") and english.shape == "gun"
+    assert unknown_words_message(english) == "unknown words, not learned by the model: sci-fi, scope"
     assert english.text == "a sci-fi gun with a purple body and a white scope"  # kept: a model may know them
     chinese = read_prompt("一把科幻风格的枪，带有紫色的枪身和白色的瞄准镜")
-    assert chinese.unknown == ("科幻", "枪", "枪身", "瞄准镜")
+    assert chinese.unknown == ("科幻", "身", "瞄准镜")
     assert chinese.colors == ("purple", "white") and chinese.language == "zh"
     assert unknown_words_message(read_prompt("一把蓝色的钻石剑")) == ""
     many = read_prompt(" ".join(f"word{chr(97 + i)}x" for i in range(20)))
@@ -129,7 +134,10 @@ def test_odd_input_never_crashes(prompt, tiny_model):
     unknown_words_message(reading)
     ids = tiny_model.text_encoder.tokenize([prompt])
     assert ids.shape[0] == 1
-    if reading.text:
+    if re.search(r"[\ud800-\udfff]", prompt):  # refused before reading: no file or terminal can hold it
+        with pytest.raises(ValueError, match="surrogate"):
+            check_prompts(prompt)
+    elif reading.text:
         assert check_prompts(prompt)
     else:  # nothing with content: a clear message saying what to type
         with pytest.raises(ValueError, match="e.g."):
@@ -165,7 +173,7 @@ def test_captions_of_the_shipped_model_read_as_before():
 
 
 def test_every_caption_is_read_without_unknown_words_and_normalising_twice_changes_nothing():
-    for name, kind in SAMPLE_NAMES:
+    for name, kind in SAMPLE_NAMES + EXTRA_NAMES:
         for color in ("red", "blue", "gray", None):
             for caption in captions.caption_variants(name, color, kind) + captions.generic_variants(
                     name, color, kind):
@@ -208,7 +216,7 @@ def test_synonym_tables_do_not_rewrite_name_words():
     assert not set(glossary.ZH_COLOR_SYNONYMS) & renderings
     simplified = "".join(renderings | set(glossary.ZH_FILLER) | set(glossary.ZH_PARTICLES))
     assert not set(glossary.TRAD_TO_SIMP) & set(simplified)
-    assert not {f for f in glossary.EN_FILLER if " " not in f} & (name_words - {"texture"})
+    assert not {f for f in glossary.EN_FILLER if " " not in f} & (name_words - {"texture", "style"})
 
 
 def test_builtin_encoder_tokenizes_the_reading(tiny_model):
@@ -231,7 +239,7 @@ def test_natural_prompt_set_has_english_and_chinese_twins():
     for row in rows:
         assert set(row) <= {"prompt", "color", "kind", "shape", "lang", "twin"}
         assert row["color"] in (*COLOR_NAMES, None) and row["kind"] in ("item", "block", None)
-        assert row.get("shape") in (*glossary.SHAPES, None)
+        assert row.get("shape") is None or normalize_shape(row["shape"]) == row["shape"]
         twins.setdefault(row["twin"], {})[row["lang"]] = row
     assert len(twins) >= 40 and all(set(pair) == {"en", "zh"} for pair in twins.values())
     for pair in twins.values():
@@ -243,10 +251,10 @@ def test_natural_prompt_set_has_english_and_chinese_twins():
     assert len(_rows("prompts_writeup.jsonl")) == 3
 
 
-def _luanti_names() -> list[tuple[str, str]]:
-    rows = (line.split("\t") for line in (TESTS / "luanti_names.tsv").read_text().splitlines()
+def _training_names() -> list[tuple[str, str, str]]:
+    rows = (line.split("\t") for line in (TESTS / "training_names.tsv").read_text().splitlines()
             if line and not line.startswith("#"))
-    return [(name, kind) for kind, name in rows]
+    return [(source, name, kind) for source, kind, name in rows]
 
 
 def _words_in(prompt: str) -> set[str]:
@@ -266,9 +274,9 @@ def _words_in(prompt: str) -> set[str]:
 
 
 def test_natural_prompts_are_not_caption_templates():
-    """Held-out discipline: no natural prompt is a caption written for a Luanti name (in any colour or kind)
+    """Held-out discipline: no natural prompt is a caption written for a training name (in any colour or kind)
     that it could be about."""
-    names = _luanti_names()
+    names = [(name, kind) for _, name, kind in _training_names()]
     for row in _rows("prompts_natural.jsonl"):
         found = _words_in(row["prompt"])
         for name, kind in names:
@@ -281,8 +289,8 @@ def test_natural_prompts_are_not_caption_templates():
 
 
 @pytest.mark.skipif(not os.environ.get("PIXELCORE_LUANTI_DATA"), reason="set PIXELCORE_LUANTI_DATA to a built "
-                    "Luanti set (python -m pixelcore build-luanti) to compare its names with tests/luanti_names.tsv")
+                    "Luanti set (python -m pixelcore build-luanti) to compare its names with tests/training_names.tsv")
 def test_luanti_name_list_matches_the_built_set():
     metadata = Path(os.environ["PIXELCORE_LUANTI_DATA"]) / "metadata.jsonl"
     built = {(row["name"], row["kind"]) for row in map(json.loads, metadata.read_text().splitlines())}
-    assert built == set(_luanti_names())
+    assert built == {(name, kind) for source, name, kind in _training_names() if source == "luanti"}
