@@ -1,4 +1,4 @@
-"""The prompt reader's effect on the shipped model: colour and kind adherence per language on a prompt set, with
+"""The prompt reader's effect on the shipped model: colour, kind and shape adherence per language on a prompt set, with
 the builtin encoder reading prompts through pixelcore.prompts (as shipped now) and through the colour-word
 normaliser it replaced. The weights are the same; only the text the tokenizer gets differs.
 
@@ -45,7 +45,8 @@ def main(path: str = "eval/prompts_natural.jsonl", seeds: int = 4) -> None:
     for label, normalise in (("colour words only", colour_words_only), ("prompt reader", reader)):
         text.normalize_prompt = normalise  # what BuiltinTextEncoder.tokenize calls
         for lang in sorted({row.get("lang", "") for row in rows}):
-            specs = [PromptSpec(r["prompt"], r.get("color"), r.get("kind")) for r in rows if r.get("lang", "") == lang]
+            specs = [PromptSpec(r["prompt"], r.get("color"), r.get("kind"), r.get("shape"))
+                     for r in rows if r.get("lang", "") == lang]
             start = time.time()
             metrics = evaluate(generate, specs, seeds=seeds, seed=0)
             scores = ", ".join(f"{name} {value:.3f}" for name, value in metrics.items())
@@ -76,13 +77,15 @@ def unknown_words(path: str = "eval/prompts_natural.jsonl", seeds: int = 8) -> N
         print(f"{with_unknown:34} vs {without:14} pixels changed {changed:.2f} (two seeds: {between_seeds:.2f}), "
               f"same colour {colour:.2f}, same kind {kind:.2f}", flush=True)
     rows = [json.loads(line) for line in open(path, encoding="utf-8") if line.strip()]
-    specs = [PromptSpec(r["prompt"], r.get("color"), r.get("kind")) for r in rows if read_prompt(r["prompt"]).unknown]
+    specs = [PromptSpec(r["prompt"], r.get("color"), r.get("kind"), r.get("shape"))
+             for r in rows if read_prompt(r["prompt"]).unknown]
     reader = text.normalize_prompt
     for label, normalise in (("as read", reader), ("unknown words dropped", without_unknown_words)):
         text.normalize_prompt = normalise
         metrics = evaluate(generate, specs, seeds=seeds, seed=0)
         print(f"{len(specs)} prompts with unknown words, {label}: colour adherence {metrics['color_adherence']:.3f}, "
-              f"kind adherence {metrics['kind_adherence']:.3f}", flush=True)
+              f"kind adherence {metrics['kind_adherence']:.3f}, shape adherence {metrics['shape_adherence']:.3f}",
+              flush=True)
     text.normalize_prompt = reader
 
 
