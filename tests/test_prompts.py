@@ -7,10 +7,10 @@ import pytest
 
 from pixelcore import captions, glossary
 from pixelcore.colors import COLOR_NAMES, COLOR_SYNONYMS
-from pixelcore.prompts import (MAX_PROMPT_CHARS, VOCAB_GROUPS, format_vocabulary, normalize_prompt, read_prompt,
-                               unknown_words_message, vocabulary)
+from pixelcore.prompts import MAX_PROMPT_CHARS, normalize_prompt, read_prompt, unknown_words_message
 from pixelcore.shapes import normalize_shape
 from pixelcore.text import check_prompts
+from pixelcore.vocab import VOCAB_GROUPS, format_vocabulary, vocabulary
 
 TESTS = Path(__file__).resolve().parent
 EVAL = TESTS.parent / "eval"
