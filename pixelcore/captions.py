@@ -12,110 +12,26 @@ from __future__ import annotations
 import logging
 import random
 import re
+import zlib
 from functools import lru_cache
 
+from pixelcore import glossary, phrasing
 from pixelcore.colors import COLOR_SYNONYMS, normalize_color
+from pixelcore.glossary import GLOSSARY, ZH_DEFAULT_MEASURE, ZH_MEASURE
+
+_ZH_COLORS = glossary.ZH_COLORS
+_NOUN_SENSES = glossary.NOUN_SENSES
+_ZH_SINGLE = glossary.ZH_SINGLE
 
 logger = logging.getLogger(__name__)
 
-_ZH_COLORS = {
-    "red": "红色", "orange": "橙色", "yellow": "黄色", "gold": "金色", "brown": "棕色",
-    "green": "绿色", "cyan": "青色", "blue": "蓝色", "purple": "紫色", "pink": "粉色",
-    "white": "白色", "gray": "灰色", "black": "黑色",
-}
-_ZH_WORDS = {
-    # materials
-    "wood": "木", "wooden": "木", "stone": "石", "iron": "铁", "steel": "铁", "gold": "金",
-    "golden": "金", "diamond": "钻石", "mese": "梅斯", "copper": "铜", "bronze": "青铜",
-    "tin": "锡", "obsidian": "黑曜石", "glass": "玻璃", "wool": "羊毛", "silver": "银",
-    "mithril": "秘银", "brass": "黄铜", "coal": "煤", "clay": "黏土", "cotton": "棉花",
-    "paper": "纸", "leather": "皮革", "crystal": "水晶", "quartz": "石英", "marble": "大理石",
-    "granite": "花岗岩", "basalt": "玄武岩", "plastic": "塑料", "metal": "金属", "cactus": "仙人掌",
-    "ice": "冰", "snow": "雪", "lava": "岩浆", "water": "水", "fire": "火", "bone": "骨头",
-    "bones": "骨头", "silicon": "硅", "sandstone": "砂石", "desert": "沙漠", "mossy": "苔",
-    "moss": "苔藓", "tar": "焦油", "oil": "油", "rubber": "橡胶", "concrete": "混凝土",
-    "terracotta": "陶瓦", "emerald": "绿宝石", "ruby": "红宝石", "sapphire": "蓝宝石",
-    "amethyst": "紫水晶", "netherrack": "地狱岩", "nether": "下界", "glowstone": "萤石",
-    "wrought": "锻", "chainlink": "链环", "straw": "稻草", "bamboo": "竹", "pine": "松木",
-    "acacia": "金合欢木", "aspen": "白杨木", "jungle": "丛林", "birch": "桦木", "oak": "橡木",
-    "willow": "柳木", "palm": "棕榈", "redwood": "红木", "mahogany": "桃花心木",
-    "sakura": "樱花", "cobblestone": "圆石", "mineral": "矿物",
-    # tools and weapons
-    "sword": "剑", "pickaxe": "镐", "axe": "斧", "shovel": "锹", "hoe": "锄", "knife": "刀",
-    "sickle": "镰刀", "hammer": "锤", "bow": "弓", "arrow": "箭", "shield": "盾牌",
-    "helmet": "头盔", "chestplate": "胸甲", "leggings": "护腿", "boots": "靴子", "armor": "盔甲",
-    "spear": "矛", "wrench": "扳手", "screwdriver": "螺丝刀", "key": "钥匙", "shears": "剪刀",
-    "crossbow": "弩", "staff": "法杖", "wand": "魔杖", "trowel": "泥铲", "scythe": "长柄镰刀",
-    # items
-    "apple": "苹果", "ingot": "锭", "lump": "矿块", "gem": "宝石", "potion": "药水",
-    "bottle": "瓶", "feather": "羽毛", "flower": "花", "torch": "火把", "bucket": "桶",
-    "book": "书", "stick": "棍", "seed": "种子", "seeds": "种子", "bread": "面包", "dye": "染料",
-    "flour": "面粉", "wheat": "小麦", "string": "线", "ball": "球", "egg": "蛋", "meat": "肉",
-    "fish": "鱼", "mushroom": "蘑菇", "sapling": "树苗", "coin": "硬币",
-    "dust": "粉", "fragment": "碎片", "shard": "碎片", "nugget": "粒", "bar": "条", "rod": "棒",
-    "wire": "电线", "plate": "板", "sheet": "片", "gear": "齿轮", "chip": "芯片", "bag": "袋子",
-    "banana": "香蕉", "orange": "橙子", "lemon": "柠檬", "strawberry": "草莓", "coconut": "椰子",
-    "onion": "洋葱", "carrot": "胡萝卜", "potato": "土豆", "blueberry": "蓝莓", "cake": "蛋糕",
-    "cookie": "饼干", "pie": "派", "soup": "汤", "bowl": "碗", "cup": "杯子", "mug": "杯子",
-    "heart": "心", "star": "星星", "skull": "头骨", "eye": "眼睛", "ring": "戒指",
-    "gunpowder": "火药", "rope": "绳子", "map": "地图", "sign": "告示牌", "ladder": "梯子",
-    "door": "门", "trapdoor": "活板门", "gate": "门", "fence": "栅栏", "rail": "铁轨",
-    "cart": "矿车", "boat": "船", "bed": "床", "chest": "箱子", "furnace": "熔炉",
-    "lamp": "灯", "lantern": "灯笼", "candle": "蜡烛", "vessel": "容器", "vase": "花瓶",
-    "pot": "锅", "cauldron": "大锅", "barrel": "桶", "crate": "木箱", "table": "桌子",
-    "chair": "椅子", "bench": "长椅", "shelf": "架子", "bookshelf": "书架", "window": "窗户",
-    "pane": "窗格", "slab": "台阶", "stair": "楼梯", "stairs": "楼梯", "pillar": "柱子",
-    "post": "柱", "beam": "横梁", "lever": "拉杆", "button": "按钮", "pipe": "管道",
-    "tube": "管道", "cloth": "布", "fabric": "布料", "rug": "地毯", "carpet": "地毯",
-    "painting": "画", "picture": "图画", "clock": "钟", "flag": "旗帜", "coral": "珊瑚",
-    "shell": "贝壳", "horn": "角", "tooth": "牙", "paw": "爪", "wing": "翅膀", "tnt": "炸药",
-    "bomb": "炸弹", "fern": "蕨类", "rose": "玫瑰", "tulip": "郁金香", "dandelion": "蒲公英",
-    "geranium": "天竺葵", "viola": "紫罗兰", "daisy": "雏菊", "reed": "芦苇", "papyrus": "纸莎草",
-    "kelp": "海带", "vine": "藤蔓", "vines": "藤蔓", "root": "根", "berry": "浆果",
-    "berries": "浆果", "fruit": "水果", "nut": "坚果", "blossom": "花", "petal": "花瓣",
-    # blocks and terrain
-    "block": "方块", "planks": "木板", "plank": "木板", "brick": "砖", "bricks": "砖",
-    "leaves": "树叶", "leaf": "树叶", "ore": "矿石", "sand": "沙", "dirt": "泥土", "grass": "草",
-    "stone with": "石头里的",  # "stone with iron ore" -> 石头里的铁矿石, the engine's ore-in-stone blocks
-    "log": "原木", "tree": "原木", "trunk": "树干", "cobble": "圆石", "gravel": "沙砾",
-    "soil": "土壤", "mud": "泥", "rock": "岩石", "tile": "瓷砖", "tiles": "瓷砖",
-    "shingles": "瓦片", "roof": "屋顶", "wall": "墙", "floor": "地板", "pavement": "路面",
-    "cobweb": "蜘蛛网", "bush": "灌木", "shrub": "灌木", "hedge": "树篱", "hay": "干草",
-    "bale": "捆", "bookcase": "书架", "glowlight": "发光灯",
-    "lightstone": "光石", "meselamp": "梅斯灯", "permafrost": "永久冻土", "crust": "硬壳",
-    "frame": "框", "panel": "面板", "grate": "格栅", "lattice": "格子", "mesh": "网",
-    "cage": "笼子", "chain": "链条", "scaffolding": "脚手架", "hive": "蜂巢",
-    # modifiers
-    "small": "小", "large": "大", "big": "大", "dry": "干", "wet": "湿", "dark": "深",
-    "light": "浅", "burning": "燃烧的", "polished": "抛光", "smooth": "光滑", "cut": "切制",
-    "cracked": "裂纹", "carved": "雕刻", "raw": "生", "cooked": "熟", "empty": "空",
-    "full": "满", "old": "旧", "fancy": "精美", "round": "圆", "square": "方",
-    "snowy": "积雪", "frozen": "冰冻", "crystalline": "晶体", "wild": "野", "tall": "高",
-    "short": "矮", "long": "长",
-}
-GLOSSARY: dict[str, str] = {**_ZH_WORDS, **_ZH_COLORS}
-"""English word (or short phrase) to Chinese, covering Luanti texture vocabulary."""
-# Inside a name, these colour words are materials or fruit ("gold ingot" is 金锭).
-_NOUN_SENSES = {"gold": "金", "orange": "橙子", "silver": "银", "emerald": "绿宝石"}
-# A material named alone is the block of it: "wood" is planks (木板), not 木.
-_ZH_SINGLE = {"wood": "木板", "stone": "石头", "gold": "金", "iron": "铁", "steel": "钢",
-              "cobble": "圆石", "glass": "玻璃", "tree": "原木"}
-_MATERIALS = frozenset({"wood", "stone", "iron", "steel", "gold", "diamond", "mese", "copper",
-                        "bronze", "tin", "obsidian", "glass", "mithril", "silver", "brass",
-                        "cactus", "crystal", "admin", "leather", "wooden", "golden"})
-
-_TOOLS = ("sword", "pickaxe", "axe", "shovel", "hoe", "knife", "sickle", "hammer", "bow",
-          "crossbow", "spear", "wrench", "screwdriver", "key", "shears", "staff", "wand",
-          "trowel", "scythe")
-ZH_MEASURE: dict[str, str] = {**{tool: "一把" for tool in _TOOLS},
-                              "ingot": "一块", "lump": "一块", "brick": "一块", "gem": "一颗",
-                              "seed": "一颗", "apple": "一个", "book": "一本", "bottle": "一瓶",
-                              "potion": "一瓶", "feather": "一根", "stick": "一根"}
-"""Measure word by head noun for item captions; other items get 一个, blocks none."""
-ZH_DEFAULT_MEASURE = "一个"
+_TOOLS = glossary.TOOL_HEADS
 _REORDER_HEADS = frozenset(_TOOLS) | {
     "helmet", "chestplate", "leggings", "boots", "shield", "door", "trapdoor", "fence", "gate",
     "ingot", "lump", "block", "bar", "pane", "slab", "stair", "stairs", "rail", "ladder", "sign"}
+_MATERIALS = frozenset({"wood", "stone", "iron", "steel", "gold", "diamond", "mese", "copper",
+                        "bronze", "tin", "obsidian", "glass", "mithril", "silver", "brass",
+                        "cactus", "crystal", "admin", "leather", "wooden", "golden"})
 
 NAMESPACES: frozenset[str] = frozenset({
     "default", "farming", "moreores", "homedecor", "ethereal", "pipeworks", "xdecor",
@@ -131,8 +47,9 @@ _NOISE = frozenset({"left", "right", "lr", "on", "off", "edges", "anim", "animat
                     "inactive", "preview", "tool", "tools", "inv", "inventory", "item", "png",
                     "top", "bottom",
                     "side", "sides", "front", "back", "3d", "icon", "overlay", "tb", "opaque"})
-_ALIASES = {"pick": "pickaxe", "cobblestone": "cobble", "grey": "gray", "woods": "wood",
-            "ingots": "ingot", "logs": "log", "swords": "sword", "bricks": "brick"}
+NAME_ALIASES: dict[str, str] = {"pick": "pickaxe", "cobblestone": "cobble", "grey": "gray", "woods": "wood",
+                                "ingots": "ingot", "logs": "log", "swords": "sword", "bricks": "brick"}
+"""File-name words said another way in names ("steelpick" is a steel pickaxe)."""
 _SHADE_WORDS = frozenset({"dark", "light", "pale", "bright", "deep"})
 # Colour words that are also materials or fruit ("gold ingot", "an orange"): stripped
 # only when they trail another word ("wool orange").
@@ -142,8 +59,10 @@ _ARTICLES = frozenset({"a", "an", "the"})
 
 @lru_cache(maxsize=1)
 def _vocabulary() -> frozenset[str]:
-    words = {w for key in GLOSSARY for w in key.split()}
-    return frozenset(words | set(_ALIASES) | set(COLOR_SYNONYMS) | set(_SHADE_WORDS))
+    """Words a glued file-name token may be split into (three letters or more: "or", "bg" would split
+    unknown tokens into noise)."""
+    words = {w for key in GLOSSARY for w in key.split() if len(w) >= 3}
+    return frozenset(words | set(NAME_ALIASES) | set(COLOR_SYNONYMS) | set(_SHADE_WORDS))
 
 
 def _segment(token: str) -> list[str]:
@@ -193,7 +112,7 @@ def split_name(stem: str, prefixes: tuple[str, ...] = ()) -> list[str]:
     for token in tokens:
         if token in _NOISE or re.fullmatch(r"\d+|[a-z]?\d+[a-z]?", token):
             continue
-        words.extend(_ALIASES.get(piece, piece) for piece in _segment(token))
+        words.extend(NAME_ALIASES.get(piece, piece) for piece in _segment(token))
     if len(words) >= 2 and _singular(words[0]) == _singular(words[1]):
         words = words[1:]  # a mod named after its thing: "beds_bed" -> "bed", "nether_nether..." -> "nether..."
     if len(words) >= 2 and words[-1] in _MATERIALS and words[-2] in _REORDER_HEADS:
@@ -280,15 +199,31 @@ def english_caption(name: str, color: str | None, kind: str | None, rng: random.
     return rng.choice(_english_templates(name, normalize_color(color), kind))
 
 
+def chinese_word(word: str) -> str | None:
+    """Chinese for one name word: the glossary's (a synonym's: "hatchet" is said as "axe" is), or a code said as
+    is ("t" is T, "mk10" is MK10, "side2" is 侧面2); "" for a mod name said in English only. None when the word is
+    not known."""
+    zh = _NOUN_SENSES.get(word, GLOSSARY.get(word, GLOSSARY.get(glossary.EN_CANONICAL.get(word, ""))))
+    if zh is not None:
+        return zh
+    if re.fullmatch(r"[a-z]", word):
+        return word.upper()
+    match = re.fullmatch(r"([a-z]+)(\d+)", word)
+    base = match and _NOUN_SENSES.get(match.group(1), GLOSSARY.get(match.group(1)))
+    return None if base is None or not match else base + match.group(2)
+
+
 def _translate(name: str) -> str | None:
     words = name.split()
     out: list[str] = []
     i = 0
     while i < len(words):
         for size in (3, 2, 1):
+            if len(words) - i < size:
+                continue
             phrase = " ".join(words[i:i + size])
-            zh = _NOUN_SENSES.get(phrase) or GLOSSARY.get(phrase)
-            if len(words) - i >= size and zh:
+            zh = chinese_word(phrase) if size == 1 else GLOSSARY.get(phrase)
+            if zh is not None:
                 out.append(zh)
                 i += size
                 break
@@ -297,20 +232,39 @@ def _translate(name: str) -> str | None:
     return "".join(out)
 
 
+def _zh_name(name: str) -> str | None:
+    return _ZH_SINGLE.get(name) or _translate(name) or None
+
+
+def _zh_words(name: str, zh_name: str) -> tuple[str, ...] | None:
+    """The Chinese of each word of ``name`` when together they are ``zh_name`` (no phrase, no single form)."""
+    rendered = tuple(chinese_word(w) for w in name.split())
+    if any(zh is None for zh in rendered) or "".join(rendered) != zh_name:
+        return None
+    return rendered
+
+
+def _has_han(text: str) -> bool:
+    return any("\u4e00" <= ch <= "\u9fff" for ch in text)
+
+
 def _chinese_templates(name: str, color: str | None, kind: str | None) -> list[str]:
-    zh_name = _ZH_SINGLE.get(name) or _translate(name)
-    if zh_name is None or not name:
+    zh_name = _zh_name(name) if name else None
+    if zh_name is None:
         return []
     zh_color = None if color in name.split() else _ZH_COLORS.get(color or "")
     head = name.split()[-1]
     if kind == "block":
         needs_block = not zh_name.endswith("方块")
         base = [f"{zh_color}的{zh_name}", f"{zh_color}{zh_name}"] if zh_color else [zh_name]
-        return base + ([f"{b}方块" for b in base] if needs_block else [])
-    measure = ZH_MEASURE.get(head, ZH_DEFAULT_MEASURE) if kind == "item" else ""
-    if zh_color:
-        return [f"{measure}{zh_color}的{zh_name}", f"{zh_color}的{zh_name}", f"{zh_color}{zh_name}"]
-    return [f"{measure}{zh_name}", zh_name] if measure else [zh_name]
+        out = base + ([f"{b}方块" for b in base] if needs_block else [])
+    else:
+        measure = ZH_MEASURE.get(head, ZH_DEFAULT_MEASURE) if kind == "item" else ""
+        if zh_color:
+            out = [f"{measure}{zh_color}的{zh_name}", f"{zh_color}的{zh_name}", f"{zh_color}{zh_name}"]
+        else:
+            out = [f"{measure}{zh_name}", zh_name] if measure else [zh_name]
+    return [c for c in out if _has_han(c)]  # "FPGA" alone is no Chinese caption
 
 
 def chinese_caption(name: str, color: str | None, kind: str | None,
@@ -324,11 +278,45 @@ def chinese_caption(name: str, color: str | None, kind: str | None,
     return rng.choice(options) if options else None
 
 
-def caption_variants(name: str, color: str | None, kind: str | None) -> list[str]:
-    """Every template in both languages, English first, deterministic order."""
+EN_VARIANTS = 12
+ZH_VARIANTS = 12
+"""Captions per record and language: the fixed templates, then phrasings drawn by :mod:`pixelcore.phrasing`
+(the training bank tokenizes every one: 6,500 records x 24 x 48 tokens of int64 is about 60 MB)."""
+
+
+def caption_variants(name: str, color: str | None, kind: str | None, pixels=None) -> list[str]:
+    """Captions of one texture in both languages, English first, the same list on every call.
+
+    The fixed templates come first ("a red diamond sword", 一把红色的钻石剑), then phrasings as people write
+    them, up to :data:`EN_VARIANTS` English and :data:`ZH_VARIANTS` Chinese captions.
+
+    Args:
+        name: The name without colour words, e.g. "diamond sword".
+        color: Its colour word (synonyms accepted), or None.
+        kind: "item", "block" or None.
+        pixels: The uint8 (16, 16, 4) texture, optional: with it, a texture with a second colour of real share
+            also gets two-colour captions ("a cyan and brown diamond sword").
+    """
     color = normalize_color(color)
-    variants = _english_templates(name, color, kind) + _chinese_templates(name, color, kind)
-    return list(dict.fromkeys(variants))
+    return list(_variants(name, color, kind, phrasing.second_color(pixels, color)))
+
+
+@lru_cache(maxsize=1 << 16)
+def _variants(name: str, color: str | None, kind: str | None, second: str | None) -> tuple[str, ...]:
+    rng = random.Random(zlib.crc32(f"{name}|{color}|{kind}|{second}".encode()))
+    if color in name.split():  # "gold ingot" is not said "gold gold ingot" (nor 金色的金锭)
+        color = second = None
+    english = phrasing.fill(_english_templates(name, color, kind), EN_VARIANTS,
+                            lambda: phrasing.english_phrasing(name, color, kind, second, rng))
+    chinese = _chinese_templates(name, color, kind)
+    if chinese:
+        zh_name = _zh_name(name)
+        words = _zh_words(name, zh_name)
+        head = name.split()[-1]
+        chinese = phrasing.fill(chinese, ZH_VARIANTS,
+                                lambda: phrasing.chinese_phrasing(zh_name, words, head, color, kind, second, rng),
+                                keep=_has_han)  # "FPGA" alone is no Chinese caption
+    return tuple(dict.fromkeys(english + chinese))
 
 
 def generic_variants(name: str, color: str | None, kind: str | None) -> list[str]:

@@ -274,7 +274,7 @@ def _extract(deb: Path, tmp: Path, seen: set[str], report: ExtraReport, rows: li
         Image.fromarray(pixels, "RGBA").save(target)
         row = {"file_name": target.relative_to(tmp).as_posix(), **_describe(cand, pixels, source)}
         rows.append(row)
-        report.glossary_gaps.update(w for w in cand.name.split() if w not in captions.GLOSSARY)
+        report.glossary_gaps.update(w for w in cand.name.split() if captions.chinese_word(w) is None)
         count += 1
         shape_counts[row["shape"]] += 1
         groups.add(cand.group)

@@ -14,25 +14,22 @@ rest (builtin only) are per-token features; ``mask`` is True on real positions.
 
 from __future__ import annotations
 
-import functools
 import logging
-import re
 
 import torch
 from torch import nn
 
-log = logging.getLogger(__name__)
+from .prompts import MAX_PROMPT_CHARS, empty_prompt_message, normalize_prompt, read_prompt
 
-# Prompts longer than this many characters are cut before tokenizing; the tokenizer cuts at its context anyway,
-# this only bounds the work done on pathological input (a 10 MB string).
-MAX_PROMPT_CHARS = 2000
+log = logging.getLogger(__name__)
 
 
 def check_prompts(prompts: str | list[str], what: str = "prompt") -> list[str]:
     """Validates prompts and returns them as a list.
 
     Raises:
-        ValueError: when a prompt is not a string or is empty, with a message saying what to type instead.
+        ValueError: when a prompt is not a string, is empty, or says nothing but filler ("pixel art", 像素风格),
+            with a message saying what to type instead.
     """
     if isinstance(prompts, str):
         prompts = [prompts]
@@ -53,26 +50,11 @@ def check_prompts(prompts: str | list[str], what: str = "prompt") -> list[str]:
         if len(prompt) > MAX_PROMPT_CHARS:
             log.warning("%s of %d characters cut to %d", what, len(prompt), MAX_PROMPT_CHARS)
             prompt = prompt[:MAX_PROMPT_CHARS]
+        reading = read_prompt(prompt)
+        if not reading.text:
+            raise ValueError(empty_prompt_message(reading, what))
         checked.append(prompt)
     return checked
-
-
-@functools.lru_cache(maxsize=1)
-def _synonym_pattern() -> tuple[re.Pattern, dict[str, str]]:
-    from .colors import COLOR_SYNONYMS
-
-    words = sorted(COLOR_SYNONYMS, key=len, reverse=True)
-    return re.compile(r"\b(" + "|".join(map(re.escape, words)) + r")\b", re.IGNORECASE), COLOR_SYNONYMS
-
-
-def normalize_colour_words(prompt: str) -> str:
-    """Maps colour synonyms to the colour words of the training captions ("golden" -> "gold").
-
-    The builtin encoder is trained from scratch on captions that use one word per colour; it has never seen
-    "golden" or "grey". A pretrained open_clip encoder knows synonyms and gets prompts unchanged.
-    """
-    pattern, synonyms = _synonym_pattern()
-    return pattern.sub(lambda m: synonyms[m.group(0).lower()], prompt)
 
 
 class BuiltinTextEncoder(nn.Module):
@@ -91,7 +73,10 @@ class BuiltinTextEncoder(nn.Module):
         self.out_dim = width
 
     def tokenize(self, prompts: list[str]) -> torch.Tensor:
-        return self.tokenizer([normalize_colour_words(p) for p in prompts])
+        # The encoder is trained from scratch on captions with one word per colour and thing: prompts and captions
+        # both go through the prompt reader's normaliser ("golden" -> "gold", 铲子 -> 锹, filler dropped). A text
+        # that is nothing but filler is kept as typed rather than tokenized as empty.
+        return self.tokenizer([normalize_prompt(p) or p for p in prompts])
 
     def forward(self, token_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         pooled, tokens = self.transformer(token_ids)  # (B, W), (B, T, W)

@@ -90,7 +90,7 @@ def test_build_extra_from_fake_debs(tmp_path):
     gun = np.array(Image.open(out / rows["pistol"]["file_name"]))
     ys, xs = np.nonzero(gun[..., 3])
     assert (ys.min(), ys.max(), xs.min(), xs.max()) == (5, 9, 2, 13)  # moved to the middle, nothing cut
-    assert "pistol" in report.glossary_gaps
+    assert not report.glossary_gaps  # every word of these names has a Chinese rendering
     attribution = (out / "ATTRIBUTION.md").read_text()
     assert "cataclysm-dda-data 1.0-1" in attribution and "CC-BY-SA-3.0" in attribution
     assert "famfamfam-silk 1.0-1" in attribution and "CC-BY-3.0" in attribution
