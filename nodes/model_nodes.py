@@ -3,6 +3,7 @@
 import os
 
 from pixelcore.checkpoint import load_model
+from pixelcore.prompts import prompt_notes
 from pixelcore.sampling import encode_prompt, sample
 
 from .common import (COND, GUIDANCE_SCHEDULE_IN, MAX_NODE_BATCH, MODEL, SAMPLER, SAMPLING, TOKENS, PixelTokens,
@@ -43,13 +44,15 @@ class LoadPixelModel:
 
 
 class EncodePrompt:
-    DESCRIPTION = ("Turns a text prompt (any language; optional negative prompt) into conditioning for "
-                   "MaskGIT Sample. Prompts longer than the model's text context are truncated by the "
-                   "tokenizer.")
+    DESCRIPTION = ("Turns a text prompt (English or Chinese; optional negative prompt) into conditioning for "
+                   "MaskGIT Sample, and says which words the model never learned (notes output). Prompts "
+                   "longer than the model's text context are truncated by the tokenizer.")
     CATEGORY = "PixelCore/conditioning"
-    RETURN_TYPES = (COND,)
-    RETURN_NAMES = ("conditioning",)
-    OUTPUT_TOOLTIPS = ("Encoded prompt, for MaskGIT Sample.",)
+    RETURN_TYPES = (COND, "STRING")
+    RETURN_NAMES = ("conditioning", "notes")
+    OUTPUT_TOOLTIPS = ("Encoded prompt, for MaskGIT Sample.",
+                       "How the model reads the prompt: the words it never learned, e.g. 'unknown words, not "
+                       "learned by the model: scope'. Connect it to Preview Any to see it.")
     FUNCTION = "encode"
 
     @classmethod
@@ -74,7 +77,8 @@ class EncodePrompt:
         return True
 
     def encode(self, model, prompt, negative=""):
-        return (encode_prompt(model, prompt, negative or None),)
+        notes = prompt_notes(prompt, negative, builtin=model.config.text_encoder == "builtin")
+        return (encode_prompt(model, prompt, negative or None), notes)
 
 
 class MaskGITSample:

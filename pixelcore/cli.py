@@ -1,4 +1,5 @@
-"""Command line: ``python -m pixelcore {generate,train,eval,build-luanti,export-pack,export,average,bench}``.
+"""Command line: ``python -m pixelcore COMMAND``: generate, train, eval, vocab, build-luanti, build-extra,
+export-pack, export, average, bench (``--help`` on each).
 
 Every command checks its arguments before it loads a model or reads data, so a typo costs no waiting, and
 reports bad input as one line (exit status 2), never a traceback.
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from .sampling import GUIDANCE_SCHEDULES, MAX_BATCH, MAX_CFG, MAX_STEPS, MAX_TEMPERATURE, SamplerConfig
 from .train_config import PRESETS, TrainConfig
+from .vocab import VOCAB_GROUPS
 
 log = logging.getLogger("pixelcore")
 
@@ -120,10 +122,16 @@ def _generate(args, out: Path, prompt: str, negative: str, config: SamplerConfig
     from .files import atomic_write_set
     from .images import save_png, upscale_nearest
     from .metadata import texture_info
+    from .prompts import read_prompt, unknown_words_message
     from .sampling import encode_prompt, sample
 
     model_path = Path(args.model) if args.model else default_model_path()
     model = load_model(model_path, device=device)
+    if model.config.text_encoder == "builtin":  # a pretrained open_clip encoder knows words of its own
+        for text in filter(None, (prompt, negative)):
+            message = unknown_words_message(read_prompt(text))
+            if message:
+                log.warning("%s", message)
     cond = encode_prompt(model, prompt, negative or None)
     tokens = sample(model, cond, config, batch_size=args.n, generator=torch.Generator().manual_seed(args.seed))
     writes = []
@@ -150,8 +158,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         loss = LossConfig(**{**loss.__dict__, **_json_object(args.loss_overrides, "--loss-overrides",
                                                             {f.name for f in fields(LossConfig)})})
     overrides = _json_object(args.model_overrides, "--model-overrides") if args.model_overrides else {}
-    names = {f.name for f in fields(TrainConfig)} - {"loss", "model_overrides", "hue_shifts"}
+    names = {f.name for f in fields(TrainConfig)} - {"loss", "model_overrides", "hue_shifts", "extra_data"}
     values = {k: v for k, v in vars(args).items() if k in names and v is not None}
+    values["extra_data"] = tuple(args.extra_data)
     shifts = tuple(float(s) for s in args.hue_shifts.split(",") if s.strip()) if args.hue_shifts else ()
     config = TrainConfig(**values, hue_shifts=shifts, loss=loss, model_overrides=overrides)
     path = train(config)
@@ -198,6 +207,23 @@ def cmd_eval(args: argparse.Namespace) -> int:
     print(format_per_prompt(rows))  # the command's result, for the terminal
     print(format_metrics(metrics))
     log.info("grid and metrics written to %s", out)
+    return 0
+
+
+def cmd_vocab(args: argparse.Namespace) -> int:
+    from .vocab import format_vocabulary
+
+    print(format_vocabulary(tuple(args.group) if args.group else None))  # the command's result
+    return 0
+
+
+def cmd_build_extra(args: argparse.Namespace) -> int:
+    from .sources import build_extra_dataset, download_extra_debs
+
+    debs = Path(args.debs)
+    if args.download:
+        download_extra_debs(debs)
+    log.info("built %s: %s", args.out, build_extra_dataset(debs, Path(args.out)).summary())
     return 0
 
 
@@ -263,6 +289,10 @@ def _add_train_parser(sub) -> None:
     t = sub.add_parser("train", help="train a model on a texture folder, resource pack or .zip",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     t.add_argument("--data", required=True, help="a folder of 16x16 PNGs, a resource pack folder or a .zip")
+    t.add_argument("--extra-data", dest="extra_data", nargs="+", default=[], metavar="DIR",
+                   help="more datasets for their shapes (e.g. data/extra from build-extra), never held out")
+    t.add_argument("--extra-weight", dest="extra_weight", type=float, default=d.extra_weight,
+                   help="how often an extra record is drawn, relative to a record of --data")
     t.add_argument("--out", default=d.out, help="run folder: model.safetensors, resume.pt, samples/")
     t.add_argument("--preset", choices=list(PRESETS), default=d.preset,
                    help="model size (ignored with --init-from, which keeps the checkpoint's config)")
@@ -378,6 +408,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="Luanti: write the texture NAME as TEXTURE.png, the file it replaces in the game "
                         "(repeat for more)")
     p.set_defaults(func=cmd_export_pack)
+
+    v = sub.add_parser("vocab", help="list the words the default model's captions use, in English and Chinese")
+    v.add_argument("--group", action="append", choices=VOCAB_GROUPS,
+                   help="only this group (may be given more than once)")
+    v.set_defaults(func=cmd_vocab)
+
+    xb = sub.add_parser("build-extra", help="build the extra item shapes (Debian's famfamfam-silk and "
+                                            "cataclysm-dda-data, each under a style condition)")
+    xb.add_argument("--debs", required=True, help="folder of the .deb files")
+    xb.add_argument("--out", default="data/extra", help="output dataset folder")
+    xb.add_argument("--download", action="store_true", help="fetch the .deb files with apt-get download first")
+    xb.set_defaults(func=cmd_build_extra)
 
     x = sub.add_parser("export", help="re-write a checkpoint in another float type (fp16 for release)")
     x.add_argument("src", help="a .safetensors model")

@@ -406,3 +406,18 @@ def empty_prompt_message(reading: PromptReading, what: str = "prompt") -> str:
     said = f" ({', '.join(dropped[:6])} say nothing about the texture)" if dropped else ""
     return (f"the {what} {reading.original[:60]!r} names nothing to draw{said}: say what it is and its colour, "
             "e.g. 'a blue diamond sword' or '一把蓝色的钻石剑'")
+
+
+def prompt_notes(prompt: str, negative: str = "", builtin: bool = True) -> str:
+    """What a user should know about how a model reads their prompt, as one line: the unknown words of the
+    prompt (and of the negative prompt), or that every word is known. A pretrained open_clip encoder
+    (``builtin`` False) has a vocabulary of its own, so nothing is said for it.
+    """
+    if not builtin:
+        return "prompt read by a pretrained open_clip encoder: no word list to check"
+    notes = []
+    for what, text in (("prompt", prompt), ("negative prompt", negative)):
+        message = unknown_words_message(read_prompt(text)) if text and text.strip() else ""
+        if message:
+            notes.append(f"{what}: {message}")
+    return "; ".join(notes) or "every word is known to the model"

@@ -74,8 +74,9 @@ def write_samples(model: PixelModel, path: Path, seed: int, per_prompt: int = 4)
 
 def train(config: TrainConfig) -> Path:
     """Runs training; returns the path of the release checkpoint. Works alone or under torchrun."""
-    if config.kind_pair_boost <= 0:  # refused before minutes of data loading, not after
-        raise ValueError(f"kind_pair_boost must be positive, got {config.kind_pair_boost}")
+    for name in ("kind_pair_boost", "extra_weight"):  # refused before minutes of data loading, not after
+        if getattr(config, name) <= 0:
+            raise ValueError(f"{name} must be positive, got {getattr(config, name)}")
     _check_run_folder(Path(config.out))
     world, rank, local_rank = dist_info()
     device = pick_device(config.device, local_rank)
@@ -119,7 +120,7 @@ def train(config: TrainConfig) -> Path:
                  model.num_params() / 1e6, model.num_params(True) / 1e6, device, world)
     captions = CaptionBank(data.records, model.text_encoder.tokenize, generic=config.generic_captions,
                            kind_marked=config.kind_captions)
-    draw_weights = record_weights(data.records, config.kind_pair_boost)
+    draw_weights = record_weights(data.records, config.kind_pair_boost, data.extra, config.extra_weight)
     all_tokens = data.tokens.to(device)
     per_rank = max(1, config.batch_size // world)
     start, last_log, first_step, out_of_time = time.time(), {}, step, False

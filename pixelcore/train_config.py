@@ -19,6 +19,10 @@ PRESETS = {
 @dataclass
 class TrainConfig:
     data: str
+    # More textures for their shapes, never held out, each drawn extra_weight times as often as a record of
+    # ``data`` (extra sources carry a style condition in their captions: sources.STYLES).
+    extra_data: tuple[str, ...] = ()
+    extra_weight: float = 1.0
     out: str = "runs/default"
     preset: str = "default"
     steps: int = 20000

@@ -321,3 +321,21 @@ def test_sigterm_during_a_set_cleans_up(tmp_path, saved_tiny_model):
     assert process.returncode == 130, stderr[-2000:]
     assert "Traceback" not in stderr and "interrupted" in stderr
     assert os.listdir(tmp_path) == []
+
+
+def test_generate_names_the_words_the_model_never_learned(tmp_path, saved_tiny_model, caplog):
+    with caplog.at_level(logging.WARNING, logger="pixelcore"):
+        assert main(["generate", "a sci-fi sword with a scope", "-o", str(tmp_path / "x.png"), "--steps", "2",
+                     "--model", str(saved_tiny_model), "--device", "cpu"]) == 0
+    assert "unknown words, not learned by the model: sci-fi, scope" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="pixelcore"):
+        assert main(["generate", "一把蓝色的钻石剑", "-o", str(tmp_path / "y.png"), "--steps", "2",
+                     "--model", str(saved_tiny_model), "--device", "cpu"]) == 0
+    assert "unknown words" not in caplog.text
+
+
+def test_vocab_lists_both_languages(capsys):
+    assert main(["vocab", "--group", "colours"]) == 0
+    printed = capsys.readouterr().out
+    assert "red" in printed and "红色" in printed and "sword" not in printed

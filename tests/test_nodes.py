@@ -151,7 +151,7 @@ def shown(pack, ui):
 
 def generate(pack, prompt="a blue diamond sword", seed=1, steps=4, batch_size=1):
     (model,) = run(pack, "PixelCore_LoadPixelModel", TINY)
-    (cond,) = run(pack, "PixelCore_EncodePrompt", model, prompt)
+    cond, _ = run(pack, "PixelCore_EncodePrompt", model, prompt)
     (tokens,) = run(pack, "PixelCore_MaskGITSample", model, cond, seed, steps, 3.0, 1.0, batch_size)
     return tokens
 
@@ -202,7 +202,7 @@ def test_guidance_schedule_reaches_the_sampler(pack):
 
     (model,) = run(pack, "PixelCore_LoadPixelModel", TINY)
     sensitize(model)  # an untrained tiny model ignores its prompt, and so guidance
-    (cond,) = run(pack, "PixelCore_EncodePrompt", model, "a blue diamond sword")
+    cond, _ = run(pack, "PixelCore_EncodePrompt", model, "a blue diamond sword")
     drawn = {}
     for schedule in GUIDANCE_SCHEDULES:
         (tokens,) = run(pack, "PixelCore_MaskGITSample", model, cond, 3, 10, 3.0, 0.7, 2,
@@ -243,7 +243,7 @@ def test_empty_prompt_is_refused_before_running_and_long_prompt_is_accepted(pack
     (model,) = run(pack, "PixelCore_LoadPixelModel", TINY)
     with pytest.raises(ValueError, match="empty"):
         run(pack, "PixelCore_EncodePrompt", model, " ")
-    (cond,) = run(pack, "PixelCore_EncodePrompt", model, "sword " * 2000)  # 12,000 characters: truncated
+    cond, _ = run(pack, "PixelCore_EncodePrompt", model, "sword " * 2000)  # 12,000 characters: truncated
     assert len(cond) == 1
 
 
@@ -313,7 +313,7 @@ def test_sampling_on_gpu_matches_cpu_and_offloads_the_model(pack, monkeypatch):
     moves = []
     (model,) = run(pack, "PixelCore_LoadPixelModel", TINY)
     monkeypatch.setattr(model, "to", lambda device, _to=model.to: moves.append(str(device)) or _to(device))
-    (cond,) = run(pack, "PixelCore_EncodePrompt", model, "a blue diamond sword")
+    cond, _ = run(pack, "PixelCore_EncodePrompt", model, "a blue diamond sword")
     (on_gpu,) = run(pack, "PixelCore_MaskGITSample", model, cond, 3, 4, 3.0, 1.0, 2)
     assert moves == ["cuda", "cpu"] and next(model.parameters()).device.type == "cpu"
     assert on_gpu.tokens.device.type == "cpu"
@@ -391,3 +391,12 @@ def test_save_resource_pack_names_textures_from_prompts_and_adds_to_the_pack(pac
     assert {"ruby.png", "emerald.png"} <= {r.source.rsplit("/", 1)[-1] for r in records}
     with pytest.raises(ValueError, match="one name per texture"):
         run(pack, "PixelCore_SaveResourcePack", image, mask=mask, **{**args, "names": "a, b, c"})
+
+
+def test_encode_prompt_says_which_words_the_model_never_learned(pack):
+    (model,) = run(pack, "PixelCore_LoadPixelModel", TINY)
+    _, notes = run(pack, "PixelCore_EncodePrompt", model, "a sci-fi sword with a scope", "blurry")
+    assert "unknown words" in notes and "scope" in notes and "sword" not in notes
+    assert "blurry" in notes  # the negative prompt is read too
+    _, notes = run(pack, "PixelCore_EncodePrompt", model, "一把蓝色的钻石剑")
+    assert notes == "every word is known to the model"

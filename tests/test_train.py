@@ -225,6 +225,27 @@ def test_record_weights_boost_names_found_as_item_and_block():
     assert record_weights(records, 3.0).tolist() == [3.0, 3.0, 1.0, 1.0]
     with pytest.raises(ValueError, match="positive"):
         record_weights(records, 0.0)
+    extra = torch.tensor([False, False, False, True])
+    assert record_weights(records, 3.0, extra, 0.5).tolist() == [3.0, 3.0, 1.0, 0.5]
+    assert record_weights(records[2:], 1.0, extra[2:], 1.0) is None
+
+
+def test_extra_data_is_trained_on_with_its_style_and_never_held_out(tmp_path, texture_dir):
+    from pixelcore.dataset import CaptionBank, prepare_data
+    from pixelcore.train_config import TrainConfig
+
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    Image.fromarray(np.array(Image.open(texture_dir / "apple.png"))).save(extra / "gem.png")
+    (extra / "metadata.jsonl").write_text(json.dumps({"file_name": "gem.png", "text": "a red gem", "name": "gem",
+                                                      "kind": "item", "style": "silk"}) + "\n")
+    config = TrainConfig(data=str(texture_dir), extra_data=(str(extra),), holdout=0.5, hue_shifts=())
+    data = prepare_data(config)
+    assert data.extra is not None and int(data.extra.sum()) == 1 and data.records[-1].style == "silk"
+    assert all(r.source != data.records[-1].source for r in data.held_out)
+    seen = []
+    CaptionBank(data.records[-1:], lambda captions: seen.extend(captions) or torch.zeros(len(captions), 4))
+    assert seen and all("silk icon style" in c or "Silk图标风格" in c for c in seen)
 
 
 def test_train_with_kind_captions_and_pair_boost(tmp_path, texture_dir, caplog):
