@@ -18,13 +18,42 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .palette import Palette
-from .text import build_text_encoder
+from .text import build_text_encoder, check_clip_model
+
+
+TEXT_ENCODERS = ("builtin", "open_clip")
+# Bounds on a config read from a file, wide around every model trained so far (the default is 6 layers of 256
+# wide and a 12M-parameter total): a config past them is a mistake or an attack, not a model.
+_INT_RANGES = {
+    "grid_size": (2, 64), "vocab_size": (2, 256), "patch_size": (1, 16), "n_layer": (1, 64), "n_head": (1, 64),
+    "n_embd": (1, 4096), "pixel_dim": (1, 1024), "text_context": (2, 512), "text_width": (1, 2048),
+    "text_layers": (1, 48), "text_heads": (1, 64),
+}
+MAX_PARAMS = 250_000_000  # 1 GiB of float32 weights; the default model has 12M
+MAX_PATCHES = 1024
+MAX_ATTENTION_BYTES = 256 * 2**20
+_MAX_NAME_CHARS = 1000
+TEXT_VOCAB = 49408  # open_clip's byte-level BPE vocabulary, the builtin text encoder's embedding rows
+# The widest text embedding of open_clip's architectures (ViT-bigG: 1280) bounds cond_in for an open_clip model.
+_CLIP_OUT_DIM_BOUND = 1280
+
+
+def _block_params(width: int) -> int:
+    """A pre-norm transformer block: two LayerNorms, qkv + output projections, a 4x MLP, all with biases."""
+    return 12 * width * width + 13 * width
+
+
+def _short(value) -> str:
+    """A value for an error message, cut short: a hostile config may hold a megabyte string."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 @dataclass
@@ -66,17 +95,82 @@ class PixelConfig:
         return asdict(self)
 
     def validate(self) -> None:
-        for name in ("grid_size", "patch_size", "n_layer", "n_head", "n_embd", "pixel_dim", "text_context",
-                     "text_width", "text_layers", "text_heads"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+        """Checks every field's type and range, and the size of the network, before anything is built.
+
+        Raises:
+            ValueError: naming the field, for a value of the wrong type, out of range, a head count that does
+                not divide its width, or a network over ``MAX_PARAMS`` parameters or ``MAX_ATTENTION_BYTES``
+                of attention scores per image.
+        """
+        for name, (low, high) in _INT_RANGES.items():
+            value = getattr(self, name)
+            if type(value) is not int or not low <= value <= high:  # bool is an int; 6.0 is not
+                raise ValueError(f"{name} must be an integer in {low}..{high}, got {_short(value)}")
+        for name in ("conv", "pos_2d"):
+            if type(getattr(self, name)) is not bool:
+                raise ValueError(f"{name} must be true or false, got {_short(getattr(self, name))}")
+        dropout = self.dropout
+        if (type(dropout) not in (int, float) or not math.isfinite(dropout)
+                or not 0.0 <= dropout < 1.0):
+            raise ValueError(f"dropout must be a number in [0, 1), got {_short(dropout)}")
+        if self.text_encoder not in TEXT_ENCODERS:
+            raise ValueError(f"unknown text_encoder {_short(self.text_encoder)}: use 'builtin' or 'open_clip'")
+        for name in ("clip_model", "clip_pretrained"):
+            value = getattr(self, name)
+            if type(value) is not str or len(value) > _MAX_NAME_CHARS:
+                raise ValueError(f"{name} must be a string of at most {_MAX_NAME_CHARS} characters, "
+                                 f"got {_short(value)}")
+        if self.text_encoder == "open_clip":
+            check_clip_model(self.clip_model)
         if self.grid_size % self.patch_size:
             raise ValueError(f"grid_size {self.grid_size} is not a multiple of patch_size {self.patch_size}")
+        if (self.grid_size // self.patch_size) ** 2 > MAX_PATCHES:
+            raise ValueError(f"grid_size / patch_size gives {(self.grid_size // self.patch_size) ** 2} patches, "
+                             f"more than {MAX_PATCHES}")
         if self.n_embd % self.n_head:
             raise ValueError(f"n_embd {self.n_embd} is not a multiple of n_head {self.n_head}")
-        if not 2 <= self.vocab_size <= 256:
-            raise ValueError(f"vocab_size must be 2..256, got {self.vocab_size}")
+        if self.text_width % self.text_heads:
+            raise ValueError(f"text_width {self.text_width} is not a multiple of text_heads {self.text_heads}")
+        params = self.num_params()
+        if params > MAX_PARAMS:
+            raise ValueError(f"the config describes {params / 1e6:,.0f}M parameters (about "
+                             f"{params * 4 / 2**30:,.1f} GiB as float32), more than the {MAX_PARAMS / 1e6:.0f}M "
+                             "a PixelCore model may have (n_layer, n_embd, text_layers, text_width)")
+        attention = self.attention_bytes()
+        if attention > MAX_ATTENTION_BYTES:
+            raise ValueError(f"the config needs {attention / 2**20:,.0f} MiB of attention scores per image, more "
+                             f"than {MAX_ATTENTION_BYTES // 2**20} MiB (n_head, grid_size / patch_size, "
+                             "text_context)")
 
+    def num_params(self) -> int:
+        """Parameters of the network this config describes, counted from the config alone (nothing is built).
+
+        A frozen open_clip text tower is not counted (it is not stored; its size is the weights file's), and
+        its embedding width, which sizes ``cond_in``, is taken at the widest of open_clip's architectures.
+        """
+        G, P, C, D, V = self.grid_size, self.patch_size, self.pixel_dim, self.n_embd, self.vocab_size
+        side = G // P
+        conv_block = 2 * C + 2 * (9 * C * C + C)  # GroupNorm + two 3x3 convs
+        image = ((V + 1) * C  # token embedding, mask token included
+                 + (2 * conv_block if self.conv else 0)  # stem and head convs
+                 + (C * P * P * D + D) + (D * C * P * P + C * P * P)  # patch in / out
+                 + (2 * side * D if self.pos_2d else side * side * D)
+                 + D  # null condition
+                 + self.n_layer * _block_params(D) + 2 * D  # blocks + final norm
+                 + C * V + V)  # head
+        if self.text_encoder == "builtin":
+            W = self.text_width
+            text = (TEXT_VOCAB * W + self.text_context * W + self.text_layers * _block_params(W)
+                    + 2 * W + W * W)  # embeddings, blocks, final norm, projection
+            text_out = W
+        else:
+            text, text_out = 0, _CLIP_OUT_DIM_BOUND
+        return image + text + text_out * D + D  # cond_in
+
+    def attention_bytes(self) -> int:
+        """float32 attention scores of one image in one block, guided (two rows): the largest activation."""
+        patches = (self.grid_size // self.patch_size) ** 2
+        return 2 * 4 * self.n_head * patches * (patches + self.text_context + 1)
 
 class ConvBlock(nn.Module):
     """Residual 3x3 conv pair; padding is zeros, or wrap-around for seamless tiles."""
@@ -170,7 +264,16 @@ class Block(nn.Module):
 class PixelModel(nn.Module):
     """Predicts palette-token logits for every cell of a partly masked grid, given text features."""
 
-    def __init__(self, config: PixelConfig, palette: Palette):
+    def __init__(self, config: PixelConfig, palette: Palette, clip_weights: str | Path | None = None):
+        """Builds the network of ``config`` over ``palette``, with fresh weights.
+
+        Args:
+            config: the config (``vocab_size`` is taken from the palette).
+            palette: the colours the tokens stand for.
+            clip_weights: for an open_clip text encoder, the local weights file of the pretrained tower. A
+                model built by its trainer may leave it out: ``config.clip_pretrained`` then names the file
+                (``checkpoint.load_model`` never reads that field, it takes the file from its caller).
+        """
         super().__init__()
         config = PixelConfig.from_dict({**config.to_dict(), "vocab_size": len(palette)})
         config.validate()
@@ -179,7 +282,7 @@ class PixelModel(nn.Module):
         self.mask_token = config.vocab_size
         G, P, C, D = config.grid_size, config.patch_size, config.pixel_dim, config.n_embd
         self.side = G // P  # patches per side
-        self.text_encoder = build_text_encoder(config)
+        self.text_encoder = build_text_encoder(config, clip_weights or config.clip_pretrained or None)
         self.embed = nn.Embedding(config.vocab_size + 1, C)
         self.stem = ConvBlock(C) if config.conv else nn.Identity()
         self.patch_in = nn.Linear(C * P * P, D)

@@ -5,8 +5,9 @@ Two kinds, chosen by ``PixelConfig.text_encoder``:
 - ``"builtin"``: a small open_clip text transformer with open_clip's byte-level BPE tokenizer, trained jointly
   with the image model and stored in the checkpoint. It needs no download, so the shipped model works offline,
   and byte-level BPE covers any Unicode (Chinese included) without unknown tokens.
-- ``"open_clip"``: a pretrained open_clip model named by architecture and pretrained tag (or a local weights
-  file), frozen and not stored in the checkpoint; for users who have those weights.
+- ``"open_clip"``: a pretrained open_clip model named by architecture, its weights read from a local file the
+  caller names (never a pretrained tag, a hub name or a path from a checkpoint, so nothing is downloaded),
+  frozen and not stored in the checkpoint; for users who have those weights.
 
 Both return ``(features (B, L, D), mask (B, L))`` where position 0 is the pooled sentence embedding and the
 rest (builtin only) are per-token features; ``mask`` is True on real positions.
@@ -15,6 +16,8 @@ rest (builtin only) are per-token features; ``mask`` is True on real positions.
 from __future__ import annotations
 
 import logging
+import re
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -87,28 +90,87 @@ class BuiltinTextEncoder(nn.Module):
         return features[:, :length], mask[:, :length]
 
 
-class OpenClipTextEncoder(nn.Module):
-    """A frozen pretrained open_clip text tower; only its pooled embedding conditions the image model."""
+# Architecture names are open_clip's built-in config names ("ViT-B-32"): letters, digits and -_.+ only, so no
+# "hf-hub:" or "local-dir:" schema and no path can get through.
+_CLIP_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,99}")
+CLIP_WEIGHTS_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin")
 
-    def __init__(self, model_name: str, pretrained: str):
+
+def check_clip_model(name: object) -> str:
+    """Validates an open_clip architecture name from a config; returns it.
+
+    Raises:
+        ValueError: unless ``name`` is one of open_clip's built-in architectures whose text tower and tokenizer
+            need nothing from the Hugging Face hub (a schema such as ``hf-hub:``, a path, or an architecture
+            with a Hugging Face text model would make open_clip download).
+    """
+    import open_clip
+
+    if not isinstance(name, str) or not _CLIP_NAME.fullmatch(name):
+        raise ValueError(f"clip_model must be an open_clip architecture name such as 'ViT-B-32', got "
+                         f"{name!r:.80}; hub names and paths are not accepted")
+    config = open_clip.get_model_config(name) if name in open_clip.list_models() else None
+    if config is None:
+        raise ValueError(f"clip_model {name!r} is not an open_clip architecture this open_clip knows")
+    text_cfg = config.get("text_cfg", {})
+    if text_cfg.get("hf_model_name") or text_cfg.get("hf_tokenizer_name"):
+        raise ValueError(f"clip_model {name!r} needs a text model or tokenizer from the Hugging Face hub; "
+                         "PixelCore only uses open_clip architectures that work offline")
+    return name
+
+
+def check_clip_weights(path: object) -> Path:
+    """Validates the local open_clip weights file a caller names; returns its resolved path.
+
+    Raises:
+        ValueError: unless ``path`` names an existing file with a weights suffix (CLIP_WEIGHTS_SUFFIXES).
+    """
+    if not isinstance(path, (str, Path)) or not str(path).strip():
+        raise ValueError("the open_clip text encoder needs a local weights file (clip_weights): PixelCore "
+                         "never downloads weights")
+    try:
+        resolved = Path(path).expanduser().resolve()
+        is_file = resolved.is_file()
+    except (OSError, RuntimeError, ValueError) as err:
+        raise ValueError(f"open_clip weights file {str(path)!r:.200}: {err}") from err
+    if not is_file:
+        raise ValueError(f"open_clip weights file {str(path)!r:.200} does not exist or is not a file: give a "
+                         "local weights file (PixelCore never downloads weights)")
+    if resolved.suffix.lower() not in CLIP_WEIGHTS_SUFFIXES:
+        raise ValueError(f"open_clip weights file {resolved.name!r}: expected one of "
+                         f"{', '.join(CLIP_WEIGHTS_SUFFIXES)}")
+    return resolved
+
+
+class OpenClipTextEncoder(nn.Module):
+    """A frozen pretrained open_clip text tower; only its pooled embedding conditions the image model.
+
+    Args:
+        model_name: an open_clip architecture name (see ``check_clip_model``).
+        weights: the local weights file; never a pretrained tag or a hub name, so nothing is downloaded.
+    """
+
+    def __init__(self, model_name: str, weights: str | Path):
         super().__init__()
         import open_clip
 
+        model_name, weights = check_clip_model(model_name), check_clip_weights(weights)
         try:
-            model = open_clip.create_model(model_name, pretrained=pretrained or None, device="cpu")
-        except RuntimeError as err:  # open_clip reports unknown tags and failed downloads this way
-            raise ValueError(
-                f"could not load open_clip model {model_name!r} with pretrained {pretrained!r}: {err}. "
-                "Give a local weights file as the pretrained tag, or run once with internet access so "
-                "open_clip can cache the weights."
-            ) from err
+            # An absolute path is never taken for a pretrained tag; base tower weights are never fetched.
+            model = open_clip.create_model(model_name, pretrained=str(weights), pretrained_text=False,
+                                           pretrained_image=False, require_pretrained=True, weights_only=True,
+                                           device="cpu")
+            tokenizer = open_clip.get_tokenizer(model_name)
+        except Exception as err:  # any failure of a third-party loader on a user's file
+            raise ValueError(f"could not load open_clip model {model_name!r} from {weights.name!r}: "
+                             f"{type(err).__name__}: {str(err)[:300]}") from err
         model.eval().requires_grad_(False)
         # Only the text tower is needed; dropping the image tower saves most of the memory.
         for attr in ("visual", "vision_model"):
             if hasattr(model, attr):
                 setattr(model, attr, None)
         self.clip = model
-        self.tokenizer = open_clip.get_tokenizer(model_name)
+        self.tokenizer = tokenizer
         with torch.no_grad():
             self.out_dim = int(model.encode_text(self.tokenizer(["a"])).shape[-1])
 
@@ -126,12 +188,18 @@ class OpenClipTextEncoder(nn.Module):
         return self
 
 
-def build_text_encoder(config) -> nn.Module:
-    """Builds the text encoder a ``PixelConfig`` names."""
+def build_text_encoder(config, clip_weights: str | Path | None = None) -> nn.Module:
+    """Builds the text encoder a ``PixelConfig`` names.
+
+    Args:
+        config: the model config.
+        clip_weights: for ``text_encoder="open_clip"``, the local weights file of the pretrained tower. The
+            config's ``clip_pretrained`` is never read here: a config may come from a stranger's file.
+    """
     if config.text_encoder == "builtin":
         return BuiltinTextEncoder(config.text_context, config.text_width, config.text_layers, config.text_heads)
     if config.text_encoder == "open_clip":
         if not config.clip_model:
-            raise ValueError("text_encoder 'open_clip' needs clip_model (e.g. 'ViT-B-32') and clip_pretrained")
-        return OpenClipTextEncoder(config.clip_model, config.clip_pretrained)
+            raise ValueError("text_encoder 'open_clip' needs clip_model (e.g. 'ViT-B-32') and a weights file")
+        return OpenClipTextEncoder(config.clip_model, clip_weights)
     raise ValueError(f"unknown text_encoder {config.text_encoder!r}: use 'builtin' or 'open_clip'")

@@ -36,6 +36,37 @@ def test_invalid_configs_are_refused(palette):
         PixelModel(PixelConfig.tiny(n_embd=15), palette)
 
 
+@pytest.mark.parametrize("field, value", [
+    ("n_layer", 10**9), ("text_layers", 10**6), ("n_embd", 65536), ("n_layer", 0), ("grid_size", -16),
+    ("n_layer", 6.0), ("n_head", True), ("n_embd", "256"), ("patch_size", None), ("vocab_size", 1000),
+    ("n_head", 3), ("text_heads", 3), ("text_context", 10**6), ("pixel_dim", [8]),
+    ("dropout", float("nan")), ("dropout", float("inf")), ("dropout", 1.0), ("dropout", -0.1), ("dropout", "0.1"),
+    ("dropout", None), ("conv", 1), ("pos_2d", "yes"), ("text_encoder", "bert"), ("clip_model", 5),
+    ("clip_pretrained", "x" * 5000),
+])
+def test_validate_refuses_each_bad_field_by_name(field, value):
+    config = PixelConfig.tiny(**{field: value})
+    with pytest.raises(ValueError, match=field):
+        config.validate()
+
+
+@pytest.mark.parametrize("overrides", [
+    {"n_layer": 64, "n_embd": 4096, "n_head": 64},  # every field in range, the whole far too big
+    {"text_layers": 48, "text_width": 2048},
+    {"grid_size": 64, "patch_size": 2, "n_head": 64, "n_embd": 64},  # 1024 patches, 64 heads of attention
+])
+def test_validate_refuses_networks_over_the_size_caps(overrides):
+    with pytest.raises(ValueError, match="parameters|attention"):
+        PixelConfig.tiny(**overrides).validate()
+
+
+@pytest.mark.parametrize("overrides", [{}, {"conv": False, "pos_2d": False, "patch_size": 4, "text_context": 5},
+                                       {"n_layer": 2, "n_head": 4, "n_embd": 32, "text_layers": 2, "text_width": 16}])
+def test_parameter_count_is_known_before_building(palette, overrides):
+    config = PixelConfig.tiny(vocab_size=len(palette), **overrides)
+    assert config.num_params() == PixelModel(config, palette).num_params()
+
+
 def test_config_round_trips_and_ignores_unknown_keys():
     config = PixelConfig.tiny(conv=False)
     again = PixelConfig.from_dict({**config.to_dict(), "from_the_future": 1})

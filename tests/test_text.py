@@ -105,7 +105,7 @@ def test_open_clip_pretrained_path(tmp_path, palette, tiny_clip_weights):
     assert keys and not any(k.startswith("text_encoder.clip.") for k in keys)
     assert json.loads(read_metadata(path)["config"])["clip_pretrained"] == str(weights)
 
-    loaded = load_model(path)
+    loaded = load_model(path, clip_weights=weights)
     tokens = torch.full((2, 16, 16), model.mask_token)
     with torch.no_grad():
         want = model.eval()(tokens, *model.condition(features, mask))
@@ -122,13 +122,75 @@ def test_open_clip_bad_names_are_refused_usefully(tmp_path, palette, tiny_clip_w
     with pytest.raises(ValueError, match="local weights file"):
         PixelModel(PixelConfig.tiny(text_encoder="open_clip", clip_model=TINY_CLIP,
                                     clip_pretrained=str(tmp_path / "missing.pt")), palette)
-    # A checkpoint whose CLIP weights are gone is refused naming the model file.
+    # A checkpoint whose CLIP weights file is gone is refused naming the model file.
     config = PixelConfig.tiny(text_encoder="open_clip", clip_model=TINY_CLIP, clip_pretrained=str(weights))
     path = save_model(PixelModel(config, palette), tmp_path / "needs_clip.safetensors")
-    moved = weights.with_name("elsewhere.pt")
-    weights.rename(moved)
-    try:
-        with pytest.raises(CheckpointError, match="needs_clip.safetensors.*open_clip"):
-            load_model(path)
-    finally:
-        moved.rename(weights)
+    with pytest.raises(CheckpointError, match="needs_clip.safetensors.*open_clip"):
+        load_model(path, clip_weights=tmp_path / "elsewhere.pt")
+    not_weights = tmp_path / "weights.txt"
+    not_weights.write_text("hello")
+    with pytest.raises(CheckpointError, match="needs_clip.safetensors.*weights.txt"):
+        load_model(path, clip_weights=not_weights)
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(b"not a pickle")
+    with pytest.raises(CheckpointError, match="needs_clip.safetensors.*garbage.pt"):
+        load_model(path, clip_weights=garbage)
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Every connection attempt is recorded and refused."""
+    import socket
+
+    attempts = []
+
+    def refuse(*args, **kwargs):
+        attempts.append(args)
+        raise OSError("network disabled in this test")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    return attempts
+
+
+def _with_config(src, dst, **changes):
+    """``src`` with config fields changed in its header, data bytes untouched."""
+    raw = src.read_bytes()
+    size = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8:8 + size])
+    header["__metadata__"]["config"] = json.dumps({**json.loads(header["__metadata__"]["config"]), **changes})
+    header["__metadata__"].pop("checksum", None)
+    text = json.dumps(header).encode()
+    text += b" " * (-len(text) % 8)
+    dst.write_bytes(len(text).to_bytes(8, "little") + text + raw[8 + size:])
+    return dst
+
+
+@pytest.mark.parametrize("changes", [
+    {"clip_model": "hf-hub:someone/their-model"}, {"clip_model": "local-dir:/tmp"}, {"clip_model": "../ViT-B-32"},
+    {"clip_model": "ViT-B/32"}, {"clip_model": "coca_roberta-ViT-B-32"},  # a Hugging Face text tower
+    {"clip_model": "ViT-B-32", "clip_pretrained": "openai"}, {"clip_model": "ViT-B-32", "clip_pretrained": ""},
+])
+def test_a_model_file_never_makes_the_loader_use_the_network(tmp_path, palette, tiny_clip_weights, no_network,
+                                                             changes):
+    _, weights = tiny_clip_weights
+    config = PixelConfig.tiny(text_encoder="open_clip", clip_model=TINY_CLIP, clip_pretrained=str(weights))
+    src = save_model(PixelModel(config, palette), tmp_path / "src.safetensors")
+    path = _with_config(src, tmp_path / "hostile.safetensors", **changes)
+    for clip_weights in (None, weights):
+        with pytest.raises(CheckpointError, match="hostile.safetensors"):
+            load_model(path, clip_weights=clip_weights)
+    assert no_network == []
+
+
+def test_weights_named_inside_a_model_file_are_never_read(tmp_path, palette, tiny_clip_weights, no_network):
+    """Only the caller names the open_clip weights file; the model file's clip_pretrained is a record."""
+    _, weights = tiny_clip_weights
+    config = PixelConfig.tiny(text_encoder="open_clip", clip_model=TINY_CLIP, clip_pretrained=str(weights))
+    path = save_model(PixelModel(config, palette), tmp_path / "clip_model.safetensors")
+    with pytest.raises(CheckpointError, match="clip_model.safetensors.*local weights file"):
+        load_model(path)
+    elsewhere = _with_config(path, tmp_path / "elsewhere.safetensors", clip_pretrained="/nowhere/at/all.pt")
+    assert load_model(elsewhere, clip_weights=str(weights)).text_encoder.out_dim == TINY_CLIP_CONFIG["embed_dim"]
+    assert no_network == []
