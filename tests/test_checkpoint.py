@@ -306,3 +306,12 @@ def test_a_bad_config_is_refused_before_any_module_is_built(tmp_path, saved_tiny
         with pytest.raises(CheckpointError, match=f"{name}.safetensors: invalid config"):
             load_model(_edit_header(saved_tiny_model, tmp_path / f"{name}.safetensors", change))
 
+
+
+def test_the_shipped_model_is_verified():
+    from pixelcore.checkpoint import default_model_path
+
+    path = default_model_path()
+    tensors, meta = _read(path)
+    assert meta["checksum"] == checkpoint.content_checksum(meta["config"], tensors)
+    assert load_model(path).config.n_layer >= 1
