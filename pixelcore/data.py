@@ -17,12 +17,16 @@ from __future__ import annotations
 import io
 import json
 import logging
+import lzma
 import random
 import re
+import struct
 import zipfile
-from collections.abc import Callable, Sequence
+import zlib
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image
@@ -33,6 +37,18 @@ from pixelcore.metadata import KINDS, PREFIX
 logger = logging.getLogger(__name__)
 
 SIZE = 16
+# Caps on what one file of a dataset may be. A 16x16 or 32x32 PNG is a few hundred bytes (a megabyte leaves
+# room for any metadata chunk), a caption a line; a metadata.jsonl of a million rows fits in 256 MiB.
+MAX_IMAGE_BYTES = 2**20
+MAX_IMAGE_PIXELS = 512 * 512  # a tall animation strip of 16x16 frames, decoded, is 1 MiB at most
+MAX_CAPTION_BYTES = 4096
+MAX_CAPTION_CHARS = 1000
+MAX_METADATA_BYTES = 256 * 2**20
+MAX_METADATA_LINE = 64 * 1024
+MAX_FILES = 200_000
+# What reading a damaged, encrypted or oddly compressed zip member (or any file) can raise.
+_READ_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, RuntimeError, NotImplementedError, zlib.error,
+                lzma.LZMAError, EOFError, OSError, ValueError, struct.error)
 _PACK_RE = re.compile(r"(?:^|/)assets/[^/]+/textures/(items?|blocks?)/", re.IGNORECASE)
 
 
@@ -69,13 +85,20 @@ class LoadReport:
 def decode_png(data: bytes) -> np.ndarray:
     """Decode image bytes of any PIL mode to a uint8 (H, W, 4) RGBA array.
 
+    16-bit greyscale is scaled to 8 bits (PIL's own conversion would clip it to black and white); 16-bit
+    RGB(A) and grey-with-alpha PNGs come from PIL already reduced to 8 bits per channel.
+
     Raises:
-        ValueError: If the bytes are not a readable image.
+        ValueError: If the bytes are not a readable image, the image has more than ``MAX_IMAGE_PIXELS``
+            pixels, or its mode (32-bit integer or float) has no faithful 8-bit reading.
     """
     try:
         with Image.open(io.BytesIO(data)) as img:
+            if img.width * img.height > MAX_IMAGE_PIXELS:
+                raise ValueError(f"{img.width}x{img.height} pixels, more than a texture has "
+                                 f"({MAX_IMAGE_PIXELS:,} at most)")
             img.load()
-            return np.asarray(img.convert("RGBA"), dtype=np.uint8).copy()
+            return _to_rgba(img)
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise ValueError(f"not a readable image: {exc}") from exc
 
@@ -88,6 +111,21 @@ def png_kind(data: bytes) -> str | None:
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
         return None
     return kind if kind in KINDS else None
+
+
+def _to_rgba(img: Image.Image) -> np.ndarray:
+    if img.mode.startswith("I;16"):
+        grey16 = np.asarray(img).astype(np.uint32)
+        grey = ((grey16 * 255 + 32767) // 65535).astype(np.uint8)  # 0..65535 -> 0..255, rounded
+        alpha = np.full(grey.shape, 255, np.uint8)
+        transparent = img.info.get("transparency")
+        if isinstance(transparent, int):
+            alpha[grey16 == transparent] = 0
+        return np.stack([grey, grey, grey, alpha], axis=-1)
+    if img.mode in ("I", "F"):
+        raise ValueError(f"{'32-bit integer' if img.mode == 'I' else 'floating-point'} pixels have no 8-bit "
+                         "reading here; save the texture as an 8-bit RGBA PNG")
+    return np.asarray(img.convert("RGBA"), dtype=np.uint8).copy()
 
 
 def to_16x16(rgba: np.ndarray, animation_frames: bool = False) -> tuple[np.ndarray | None, bool]:
@@ -110,32 +148,116 @@ def to_16x16(rgba: np.ndarray, animation_frames: bool = False) -> tuple[np.ndarr
     return None, False
 
 
-def _folder_files(root: Path) -> dict[str, Callable[[], bytes]]:
-    return {p.relative_to(root).as_posix(): p.read_bytes
-            for p in sorted(root.rglob("*")) if p.is_file()}
+class _Member:
+    """One file of a dataset, folder or archive: its declared size and a way to open it."""
+
+    def __init__(self, size: int, open_stream: Callable[[], BinaryIO]):
+        self.size = size
+        self.open = open_stream
+
+    def read(self, limit: int) -> bytes:
+        """The whole member, refused past ``limit`` bytes without reading more than ``limit + 1``.
+
+        Raises:
+            ValueError: when the member is larger than ``limit`` or cannot be read (a damaged, encrypted or
+                unsupported zip member, an I/O error).
+        """
+        if self.size > limit:
+            raise ValueError(f"{self.size:,} bytes, more than the {limit:,} allowed")
+        try:
+            with self.open() as stream:
+                payload = stream.read(limit + 1)
+        except _READ_ERRORS as exc:
+            raise ValueError(f"unreadable ({type(exc).__name__}: {exc})") from exc
+        if len(payload) > limit:
+            raise ValueError(f"more than the {limit:,} bytes allowed")
+        return payload
+
+    def lines(self, limit: int, line_limit: int) -> Iterator[tuple[bytes | None, str | None]]:
+        """Streams (line, None) pairs, or (None, reason) for a line over ``line_limit`` bytes (skipped) and,
+        last, for a member over ``limit`` bytes (the rest unread).
+
+        Raises:
+            ValueError: when the member cannot be read.
+        """
+        total = 0
+        try:
+            with self.open() as stream:
+                while line := stream.readline(line_limit + 1):
+                    total += len(line)
+                    if total > limit:
+                        yield None, f"longer than the {limit:,} bytes allowed; the rest is ignored"
+                        return
+                    if len(line) > line_limit and not line.endswith(b"\n"):
+                        while (rest := stream.readline(line_limit)) and not rest.endswith(b"\n"):
+                            total += len(rest)
+                        total += len(rest)
+                        yield None, f"a line longer than {line_limit:,} bytes"
+                        continue
+                    yield line, None
+        except _READ_ERRORS as exc:
+            raise ValueError(f"unreadable ({type(exc).__name__}: {exc})") from exc
 
 
-def _zip_files(archive: zipfile.ZipFile) -> dict[str, Callable[[], bytes]]:
-    return {info.filename: (lambda n=info.filename: archive.read(n))
-            for info in archive.infolist() if not info.is_dir()}
+def _folder_files(root: Path) -> dict[str, _Member]:
+    files = {}
+    for p in sorted(root.rglob("*")):
+        if p.is_file():
+            if len(files) >= MAX_FILES:
+                raise ValueError(f"{root} holds more than {MAX_FILES:,} files; point at a texture pack")
+            files[p.relative_to(root).as_posix()] = _Member(p.stat().st_size, lambda p=p: open(p, "rb"))
+    return files
 
 
-def _read_metadata(files: dict[str, Callable[[], bytes]], report: LoadReport) -> dict[str, dict]:
-    """Rows of every metadata.jsonl, keyed by image path relative to the dataset root."""
+def _zip_files(archive: zipfile.ZipFile) -> dict[str, _Member]:
+    infos = [info for info in archive.infolist() if not info.is_dir()]
+    if len(infos) > MAX_FILES:
+        raise ValueError(f"{archive.filename} holds {len(infos):,} files, more than {MAX_FILES:,}")
+    return {info.filename: _Member(info.file_size, lambda info=info: archive.open(info)) for info in infos}
+
+
+def _read_metadata(files: dict[str, _Member], report: LoadReport) -> dict[str, dict]:
+    """Rows of every metadata.jsonl, keyed by image path relative to the dataset root.
+
+    A line that is not a JSON object with a string ``file_name`` and string (or absent) ``text``, ``name``,
+    ``color``, ``kind`` and ``style``, each of bounded length, is skipped with a warning.
+    """
     rows: dict[str, dict] = {}
-    for rel, read in files.items():
+    for rel, member in files.items():
         if PurePosixPath(rel).name != "metadata.jsonl":
             continue
         folder = PurePosixPath(rel).parent
-        for lineno, line in enumerate(read().decode("utf-8", "replace").splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-                rows[(folder / row["file_name"]).as_posix()] = row
-            except (json.JSONDecodeError, KeyError, TypeError) as exc:
-                _warn(report, f"{rel}:{lineno}: bad metadata line ({exc})")
+        try:
+            for lineno, (line, problem) in enumerate(member.lines(MAX_METADATA_BYTES, MAX_METADATA_LINE), 1):
+                if problem is not None:
+                    _warn(report, f"{rel}:{lineno}: skipped: {problem}")
+                    continue
+                text = line.decode("utf-8", "replace")
+                if not text.strip():
+                    continue
+                try:
+                    row = _metadata_row(text)
+                    rows[(folder / row["file_name"]).as_posix()] = row
+                except (ValueError, RecursionError) as exc:  # json errors are ValueErrors
+                    _warn(report, f"{rel}:{lineno}: bad metadata line ({str(exc)[:200]})")
+        except ValueError as exc:
+            _warn(report, f"{rel}: skipped: {exc}")
     return rows
+
+
+def _metadata_row(text: str) -> dict:
+    row = json.loads(text)
+    if not isinstance(row, dict):
+        raise ValueError(f"a JSON {type(row).__name__}, not an object")
+    if not isinstance(row.get("file_name"), str) or not row["file_name"]:
+        raise ValueError("file_name must be a non-empty string")
+    for key in ("file_name", "text", "name", "color", "kind", "style"):
+        value = row.get(key)
+        if value is not None and not isinstance(value, str):
+            raise ValueError(f"{key} must be a string, got {type(value).__name__}")
+        if isinstance(value, str) and len(value) > MAX_CAPTION_CHARS:
+            raise ValueError(f"{key} is {len(value):,} characters long, more than {MAX_CAPTION_CHARS:,}")
+    return row
 
 
 def _warn(report: LoadReport, message: str) -> None:
@@ -166,19 +288,18 @@ def _make_record(pixels: np.ndarray, rel: str, source: str, row: dict | None,
                          caption=caption.strip(), source=source, style=row.get("style") or None)
 
 
-def _load_files(files: dict[str, Callable[[], bytes]], origin: str,
-                report: LoadReport) -> list[TextureRecord]:
+def _load_files(files: dict[str, _Member], origin: str, report: LoadReport) -> list[TextureRecord]:
     pack_mode = any(_PACK_RE.search(rel) for rel in files)
     metadata = _read_metadata(files, report)
     records: list[TextureRecord] = []
-    for rel, read in files.items():
+    for rel, member in files.items():
         if not rel.lower().endswith(".png") or (pack_mode and not _PACK_RE.search(rel)):
             continue
         source = f"{origin}/{rel}" if origin else rel
         try:
-            data = read()
+            data = member.read(MAX_IMAGE_BYTES)
             rgba = decode_png(data)
-        except (ValueError, OSError) as exc:
+        except ValueError as exc:
             report.skipped_unreadable += 1
             _warn(report, f"skipped {source}: {exc}")
             continue
@@ -187,12 +308,22 @@ def _load_files(files: dict[str, Callable[[], bytes]], origin: str,
             report.skipped_size += 1
             continue
         report.reduced += int(reduced)
-        sidecar_read = files.get(rel[:-4] + ".txt")
-        sidecar = sidecar_read().decode("utf-8", "replace").strip() if sidecar_read else None
-        records.append(_make_record(pixels, rel, source, metadata.get(rel), sidecar or None,
+        records.append(_make_record(pixels, rel, source, metadata.get(rel), _sidecar(files, rel, report),
                                     _pack_kind(rel) or png_kind(data)))
     report.loaded = len(records)
     return records
+
+
+def _sidecar(files: dict[str, _Member], rel: str, report: LoadReport) -> str | None:
+    """The caption of ``<name>.txt`` beside an image, if there is one and it is short enough."""
+    member = files.get(rel[:-4] + ".txt")
+    if member is None:
+        return None
+    try:
+        return member.read(MAX_CAPTION_BYTES).decode("utf-8", "replace").strip() or None
+    except ValueError as exc:
+        _warn(report, f"caption {rel[:-4]}.txt ignored: {exc}")
+        return None
 
 
 def load_textures(path: str | Path) -> tuple[list[TextureRecord], LoadReport]:
@@ -209,7 +340,11 @@ def load_textures(path: str | Path) -> tuple[list[TextureRecord], LoadReport]:
     if path.is_dir():
         records = _load_files(_folder_files(path), str(path), report)
     elif zipfile.is_zipfile(path):
-        with zipfile.ZipFile(path) as archive:
+        try:
+            archive = zipfile.ZipFile(path)
+        except _READ_ERRORS as exc:
+            raise ValueError(f"{path}: not a readable .zip archive ({type(exc).__name__}: {exc})") from exc
+        with archive:
             records = _load_files(_zip_files(archive), str(path), report)
     else:
         raise ValueError(f"{path} is neither a folder nor a .zip archive")
