@@ -12,10 +12,13 @@ import hashlib
 import io
 import json
 import logging
+import lzma
 import os
+import re
 import shutil
 import subprocess
 import tarfile
+import zlib
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -25,7 +28,7 @@ import numpy as np
 from PIL import Image
 
 from pixelcore import captions, colors
-from pixelcore.data import decode_png, to_16x16
+from pixelcore.data import MAX_IMAGE_BYTES, decode_png, to_16x16
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +56,13 @@ _EXCLUDED_PARTS = ("/games/devtest/", "/textures/base/pack/")
 # Ore textures are overlays the engine draws over stone ("default_stone.png^default_mineral_iron.png").
 _ORE_BASE = "minetest-data/default_stone.png"
 _ORE_MARK = "_mineral_"
+# Debian policy's package names; anything else (a "/", "..") could name a folder outside the output.
+_PACKAGE_NAME = re.compile(r"[a-z0-9][a-z0-9+.-]{0,99}")
+# Texture file names keep to these characters (Luanti's own are [a-z0-9_]); others become "_".
+_UNSAFE_FILE_CHARS = re.compile(r"[^A-Za-z0-9_.+-]")
+# A Luanti .deb is tens of megabytes; a control or copyright file some kilobytes.
+MAX_DEB_BYTES = 2**30
+MAX_TEXT_BYTES = 2**20
 
 
 @dataclass
@@ -111,7 +121,10 @@ def read_ar(data: bytes, origin: str = "<ar>") -> Iterator[tuple[str, bytes]]:
         if header[58:60] != b"`\n":
             raise ValueError(f"{origin}: corrupt ar header at byte {pos}")
         name = header[:16].decode("ascii", "replace").strip().rstrip("/")
-        size = int(header[48:58].decode("ascii").strip())
+        size_field = header[48:58].strip()
+        if not re.fullmatch(rb"[0-9]+", size_field):  # int() would take "-5" and walk backwards for ever
+            raise ValueError(f"{origin}: corrupt ar member size {size_field!r} at byte {pos}")
+        size = int(size_field)
         yield name, data[pos + 60:pos + 60 + size]
         pos += 60 + size + (size % 2)
 
@@ -130,17 +143,47 @@ def read_deb(path: Path) -> tuple[dict[str, str], tarfile.TarFile]:
     """(control fields, open data tar) of a .deb; raises ValueError for a file that is none."""
     control: dict[str, str] = {}
     data_tar = None
+    if path.stat().st_size > MAX_DEB_BYTES:
+        raise ValueError(f"{path}: {path.stat().st_size:,} bytes, more than the {MAX_DEB_BYTES:,} a Luanti "
+                         "package may be")
     for name, payload in read_ar(path.read_bytes(), str(path)):
         if name.startswith("control.tar"):
             with open_member_tar(name, payload, str(path)) as tar:
                 member = next((m for m in tar.getmembers() if m.name.endswith("control")), None)
-                text = tar.extractfile(member).read().decode("utf-8", "replace") if member else ""
+                text = _read_member(tar, member, MAX_TEXT_BYTES).decode("utf-8", "replace") if member else ""
             control = _parse_control(text)
         elif name.startswith("data.tar"):
             data_tar = open_member_tar(name, payload, str(path))
     if data_tar is None:
         raise ValueError(f"{path}: no data.tar member; is this a .deb package?")
     return control, data_tar
+
+
+def _read_member(tar: tarfile.TarFile, member: tarfile.TarInfo, limit: int) -> bytes:
+    """A regular member's bytes, refused past ``limit`` (its header's size) without reading it.
+
+    Raises:
+        ValueError: for a member that is not a regular file or is larger than ``limit``.
+    """
+    if not member.isfile():
+        raise ValueError(f"{member.name} is not a regular file")
+    if member.size > limit:
+        raise ValueError(f"{member.name} is {member.size:,} bytes, more than the {limit:,} allowed")
+    return tar.extractfile(member).read(limit)
+
+
+def package_name(control: dict[str, str], deb: Path) -> str:
+    """The package's name, used as a folder of the output: Debian's form (lowercase letters, digits, ``+``,
+    ``-``, ``.``, starting with a letter or digit), so it can never name a path outside that folder.
+
+    Raises:
+        ValueError: naming the .deb, for any other name.
+    """
+    name = control.get("Package", deb.name.split("_")[0])
+    if not _PACKAGE_NAME.fullmatch(name):
+        raise ValueError(f"{deb}: Package {name[:80]!r} is not a Debian package name (lowercase letters, digits, "
+                         "'+', '-', '.'); refusing a package that could write outside the output folder")
+    return name
 
 
 def _parse_control(text: str) -> dict[str, str]:
@@ -205,20 +248,23 @@ def unique_path(folder: Path, stem: str) -> Path:
 def _extract_package(deb: Path, tmp: Path, seen: set[str], report: BuildReport,
                      rows: list[dict]) -> _PackageInfo:
     control, tar = read_deb(deb)
-    package = control.get("Package", deb.name.split("_")[0])
-    info = _PackageInfo(package, control.get("Version", "?"), [])
     with tar:
+        package = package_name(control, deb)
+        info = _PackageInfo(package, control.get("Version", "?")[:100], [])
         for member in tar:
             if not member.isfile():
                 continue
             path = member.name
             if path.endswith(f"/doc/{package}/copyright"):
-                info.licences = summarize_copyright(tar.extractfile(member).read().decode(
-                    "utf-8", "replace"))
+                try:
+                    info.licences = summarize_copyright(_read_member(tar, member, MAX_TEXT_BYTES).decode(
+                        "utf-8", "replace"))
+                except ValueError as exc:
+                    logger.warning("%s:%s skipped: %s", deb.name, path, exc)
             if not _texture_path_ok(path):
                 continue
             try:
-                rgba = decode_png(tar.extractfile(member).read())
+                rgba = decode_png(_read_member(tar, member, MAX_IMAGE_BYTES))
             except ValueError as exc:
                 report.unreadable += 1
                 logger.warning("%s:%s skipped: %s", deb.name, path, exc)
@@ -236,11 +282,20 @@ def _extract_package(deb: Path, tmp: Path, seen: set[str], report: BuildReport,
     return info
 
 
+def _extract_package_or_refuse(deb: Path, tmp: Path, seen: set[str], report: BuildReport,
+                               rows: list[dict]) -> _PackageInfo:
+    """``_extract_package``, with a damaged archive inside the .deb reported as a ValueError naming it."""
+    try:
+        return _extract_package(deb, tmp, seen, report, rows)
+    except (tarfile.TarError, lzma.LZMAError, zlib.error, EOFError, OSError) as exc:
+        raise ValueError(f"{deb}: a damaged package ({type(exc).__name__}: {exc})") from exc
+
+
 def _write_texture(tmp: Path, package: str, path: str, pixels: np.ndarray) -> dict:
     stem, mod = PurePosixPath(path).stem, _mod_name(path)
     folder = tmp / package
     folder.mkdir(exist_ok=True)
-    target = unique_path(folder, stem)
+    target = unique_path(folder, _UNSAFE_FILE_CHARS.sub("_", stem)[:100])
     Image.fromarray(pixels, "RGBA").save(target)
     row = {"file_name": target.relative_to(tmp).as_posix(), **_describe(stem, pixels),
            "package": package, "mod": mod}
@@ -346,7 +401,7 @@ def build_luanti_dataset(deb_dir: Path, out_dir: Path) -> BuildReport:
     try:
         rows: list[dict] = []
         seen: set[str] = set()
-        infos = [_extract_package(deb, tmp, seen, report, rows) for deb in debs]
+        infos = [_extract_package_or_refuse(deb, tmp, seen, report, rows) for deb in debs]
         if not rows:
             raise ValueError(f"no 16x16 textures found in the .deb files of {deb_dir}")
         variants = _render_variants(tmp, rows, seen)

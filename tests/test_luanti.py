@@ -138,3 +138,35 @@ def test_download_debs_without_apt(monkeypatch, tmp_path):
     with pytest.raises(RuntimeError, match="apt-get not found"):
         luanti.download_debs(tmp_path)
     assert "minetest-data" in luanti.LUANTI_PACKAGES
+
+
+@pytest.mark.parametrize("package", ["../../escaped", "/tmp/abs", "a/../../b", "..", "UPPER", "x" * 300, ""])
+def test_a_package_name_can_never_write_outside_the_output(tmp_path, package):
+    work = tmp_path / "work"
+    debs = work / "debs"
+    debs.mkdir(parents=True)
+    make_deb(debs / "evil_1.0_all.deb", package,
+             {f"{ROOT}/games/minetest_game/mods/default/textures/default_tool_steelsword.png": png_bytes(sword())})
+    before = {p for p in tmp_path.rglob("*")}
+    with pytest.raises(ValueError, match="evil_1.0_all.deb.*Package"):
+        luanti.build_luanti_dataset(debs, work / "deep" / "out")
+    assert {p for p in tmp_path.rglob("*")} - before <= {work / "deep"}  # nothing written but the out parent
+
+
+def test_oversized_and_corrupt_package_members_are_refused(tmp_path):
+    debs = tmp_path / "debs"
+    debs.mkdir()
+    textures = f"{ROOT}/games/minetest_game/mods/default/textures"
+    big = png_bytes(sword()) + b"\0" * (2 * 2**20)  # a PNG with two megabytes after its end
+    make_deb(debs / "minetest-data_1.0-1_all.deb", "minetest-data",
+             {f"{textures}/default_tool_steelsword.png": png_bytes(sword()),
+              f"{textures}/default_huge.png": big,
+              f"{textures}/weird name$%\u00e9.png": png_bytes(np.roll(sword(), 3, axis=1))})
+    report = luanti.build_luanti_dataset(debs, tmp_path / "out")
+    assert report.total == 2 and report.unreadable == 1
+    names = sorted(p.name for p in (tmp_path / "out" / "minetest-data").iterdir())
+    assert names == ["default_tool_steelsword.png", "weird_name___.png"]
+    negative = ar_archive([("debian-binary", b"2.0\n")]).replace(b"4         `", b"-60       `")
+    (debs / "negative_1_all.deb").write_bytes(negative)
+    with pytest.raises(ValueError, match="corrupt ar member size"):
+        luanti.build_luanti_dataset(debs, tmp_path / "out2")
