@@ -135,10 +135,11 @@ def replace_color_words(text: str, new_color: str) -> str | None:
     Shade words before a colour ("dark green") go too; materials ("gold ingot") stay.
     """
     words = text.split()
+    lowered = [w.lower() for w in words]
     out: list[str] = []
     replaced = False
     for i in range(len(words)):
-        if _color_at([w.lower() for w in words], i) is None:
+        if _color_at(lowered, i) is None:
             out.append(words[i])
             continue
         if out and out[-1].lower() in _SHADE_WORDS:

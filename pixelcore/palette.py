@@ -91,6 +91,12 @@ class Palette:
             raise ValueError(f"a palette needs 1 to {MAX_OPAQUE_COLORS} opaque colours, got {len(colors) - 1}")
         if colors[TRANSPARENT, 3] >= ALPHA_THRESHOLD or (colors[1:, 3] < ALPHA_THRESHOLD).any():
             raise ValueError("palette row 0 must be the transparent colour and rows 1.. opaque")
+        unique, inverse = torch.unique(colors[1:, :3], dim=0, return_inverse=True)
+        if len(unique) < len(colors) - 1:
+            first = int(torch.bincount(inverse).argmax())
+            rows = (inverse == first).nonzero().squeeze(1)[:2] + 1
+            raise ValueError(f"palette rows {int(rows[0])} and {int(rows[1])} are the same colour "
+                             f"{tuple(unique[first].tolist())}: each opaque colour must appear once")
         self.colors = colors
         self._lab = srgb_to_oklab(colors[1:, :3].float() / 255.0)
 

@@ -47,6 +47,22 @@ def test_replace_color_words_keeps_materials():
     assert captions.replace_color_words("gold ingot", "blue") is None
 
 
+def test_replace_color_words_takes_linear_time():
+    """A 10 MB caption file must not stall training: 8,000 words in milliseconds, 80,000 in ten times that."""
+    import time
+
+    def seconds(n):
+        text = " ".join(["a", "dark", "red", "sword,", "gold", "ingot"] * (n // 6))
+        start = time.perf_counter()
+        out = captions.replace_color_words(text, "blue")
+        return time.perf_counter() - start, out
+
+    small, out = seconds(8_000)
+    assert out.startswith("a blue sword, gold ingot a blue sword,") and small < 0.5
+    large, _ = seconds(80_000)
+    assert large < 5.0
+
+
 def test_chinese_caption_translates_through_glossary():
     variants = captions.caption_variants("diamond sword", "cyan", "item")
     assert "一把青色的钻石剑" in variants

@@ -122,6 +122,17 @@ def test_refusals(palette):
         Palette(np.zeros((1, 4), np.uint8))
 
 
+def test_duplicate_colours_are_refused(palette):
+    rows = palette.colors.clone()
+    rows[5] = rows[2]
+    with pytest.raises(ValueError, match=r"rows 2 and 5 are the same colour"):
+        Palette(rows)
+    rows = palette.colors.clone()
+    rows[3, :3], rows[3, 3] = rows[1, :3], 200  # the same colour at another (opaque) alpha
+    with pytest.raises(ValueError, match="rows 1 and 3"):
+        Palette(rows)
+
+
 def test_nearest_tokens_lock_to_palette(palette):
     tokens = palette.nearest_tokens(np.array([[200, 30, 30], [31, 31, 199]]))
     assert palette.colors[tokens, :3].tolist() == [[200, 30, 30], [30, 30, 200]]
