@@ -288,6 +288,8 @@ def sample(model: PixelModel, cond: Conditioning, config: SamplerConfig | None =
     """
     config = (config or SamplerConfig()).validate()
     check_batch(len(cond), batch_size)
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise ValueError(f"generator must be a torch.Generator (or None), got {type(generator).__name__}")
     steps, cfg_scale, temperature = config.steps, config.cfg_scale, config.temperature
     model.eval()
     device, G, V = model.device, model.config.grid_size, model.config.vocab_size
@@ -306,8 +308,8 @@ def sample(model: PixelModel, cond: Conditioning, config: SamplerConfig | None =
     if keep_mask is not None:
         if init_tokens is None:
             raise ValueError("keep_mask needs init_tokens: the tokens to keep")
-        init = init_tokens.to(device).long().reshape(-1, G * G)
-        keep = keep_mask.to(device).bool().reshape(-1, G * G)
+        init = _grids(init_tokens, "init_tokens", G).to(device).long().reshape(-1, G * G)
+        keep = _grids(keep_mask, "keep_mask", G).to(device).bool().reshape(-1, G * G)
         if len(init) not in (1, B) or len(keep) not in (1, B):
             raise ValueError(f"init_tokens and keep_mask need a batch of 1 or {B} grids of {G}x{G}, "
                              f"got {len(init)} and {len(keep)}")
@@ -340,12 +342,25 @@ def sample(model: PixelModel, cond: Conditioning, config: SamplerConfig | None =
     return tokens.reshape(B, G, G)
 
 
+def _grids(value, name: str, grid: int) -> torch.Tensor:
+    """``value`` as a tensor of (B, G, G) grids, or a ValueError saying what was expected."""
+    if not isinstance(value, torch.Tensor):
+        raise ValueError(f"{name} must be a tensor of {grid}x{grid} grids, got {type(value).__name__}")
+    if value.dim() < 2 or tuple(value.shape[-2:]) != (grid, grid):
+        raise ValueError(f"{name} must be grids of {grid}x{grid} (shape (B, {grid}, {grid})), got {tuple(value.shape)}")
+    return value
+
+
 def _banned_tokens(vocab_size: int, allowed_tokens: torch.Tensor | None, opaque: bool,
                    device: torch.device) -> torch.Tensor | None:
     """(V,) bool of the tokens sampling may not draw (palette lock, opaque), or None when all are allowed."""
     banned = torch.zeros(vocab_size, dtype=torch.bool, device=device)
     if allowed_tokens is not None:
-        allowed = torch.as_tensor(allowed_tokens, device=device).long().reshape(-1)
+        try:
+            allowed = torch.as_tensor(allowed_tokens, device=device).long().reshape(-1)
+        except (TypeError, ValueError, RuntimeError) as err:
+            raise ValueError(f"allowed_tokens must be a list or tensor of palette indices, got "
+                             f"{type(allowed_tokens).__name__}") from err
         if allowed.numel() and (allowed.min() < 0 or allowed.max() >= vocab_size):
             raise ValueError(f"allowed_tokens must be palette indices in 0..{vocab_size - 1}")
         banned[:] = True

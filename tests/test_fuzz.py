@@ -38,7 +38,5 @@ def test_hostile_sampler_calls_never_hang(report):
     assert (report["prompt"]["hangs"], report["prompt"]["harness_errors"]) == (0, 0)
 
 
-@pytest.mark.xfail(strict=True, reason="sample() raises TypeError for a generator or palette lock of another "
-                   "type, and RuntimeError for init_tokens of another grid size, where it documents ValueError")
 def test_hostile_sampler_calls_are_refused_as_value_errors(report):
     assert report["prompt"]["crashes"] == 0, report["prompt"]["crash_types"]

@@ -317,3 +317,16 @@ def test_the_text_stream_runs_once_per_call_not_once_per_round(tiny_model, monke
     passes = _count_passes(tiny_model, monkeypatch)
     _sample(tiny_model, steps=5, batch_size=3, cfg_scale=2.0, guidance_schedule="constant", min_cutout=0.0)
     assert passes == {"text": [6], "image": [6] * 5}  # prompt and null condition, both for every texture
+
+
+@pytest.mark.parametrize("kwargs, fragment", [
+    ({"generator": "x"}, "torch.Generator"),
+    ({"allowed_tokens": "1"}, "palette indices"),
+    ({"init_tokens": torch.zeros(1, 8, 8, dtype=torch.long), "keep_mask": torch.ones(1, 8, 8, dtype=torch.bool)},
+     "16x16"),
+    ({"init_tokens": [[0]], "keep_mask": torch.ones(1, 16, 16, dtype=torch.bool)}, "init_tokens"),
+])
+def test_per_call_inputs_of_the_wrong_kind_are_refused_as_value_errors(tiny_model, kwargs, fragment):
+    cond = encode_prompt(tiny_model, "a red sword")
+    with pytest.raises(ValueError, match=fragment):
+        sample(tiny_model, cond, SamplerConfig(steps=2), **kwargs)
