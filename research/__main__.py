@@ -1,5 +1,5 @@
 """Command line: ``python -m research COMMAND``, one of run, features, eval, speed, table,
-replicates, sweep, sweep-table, adapt and cost."""
+replicates, sweep, sweep-table, steps, adapt and cost."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from .cost import render_cost, training_cost
 from .config import SYSTEMS, ExperimentConfig
 from .runner import evaluate_system, measure_speed, prepare_features, run
 from .replicates import render_replicates
+from .steps import STEP_FIELDS, render_steps, steps_sweep
 from .sweep import render_sweep, sweep_run
 from .table import render
 
@@ -94,6 +95,10 @@ def main(argv: list[str] | None = None) -> int:
     a.add_argument("--seeds", type=int, default=4, help="samples per public prompt")
     a.add_argument("--public-prompts", dest="public_prompts", default="eval/prompts_public.jsonl")
     a.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
+    st = sub.add_parser("steps", help="score and time MaskGIT or diffusion systems at several step counts "
+                                      "(<out>/steps.json)")
+    _add_config_args(st)
+    st.add_argument("--steps", type=int, nargs="+", required=True, help="step counts (MaskGIT rounds, Euler steps)")
     c = sub.add_parser("cost", help="work (GFLOP) and, with --time-steps, seconds per training step of each system")
     _add_config_args(c)
     c.add_argument("--time-steps", dest="time_steps", type=int, default=0,
@@ -138,6 +143,10 @@ def main(argv: list[str] | None = None) -> int:
             log.info("wrote %s", sweep_run(config, names, args.cfg_scales, args.guidance_schedules,
                                            args.randomness_values, args.repeats, args.skip_scored,
                                            args.transparency_delays))
+        elif args.command == "steps":
+            names = args.only or [n for n in SYSTEMS if SYSTEMS[n].kind in STEP_FIELDS
+                                  and (Path(config.out) / n / "model.safetensors").exists()]
+            print(render_steps(steps_sweep(config, names, args.steps)))  # the command's result
         elif args.command == "speed":
             measure_speed(config, args.only)
         elif args.command == "cost":

@@ -8,11 +8,12 @@ from pathlib import Path
 from pixelcore.losses import LossConfig
 from pixelcore.sampling import SamplerConfig
 from pixelcore.train_config import TrainConfig
+from .diffusion import DEFAULT_STEPS as DEFAULT_DIFFUSION_STEPS
 
 
 @dataclass
 class SystemSpec:
-    kind: str  # "maskgit", "ar" or "retrieval"
+    kind: str  # "maskgit", "ar", "diffusion" or "retrieval"
     label: str
     loss: dict = field(default_factory=dict)  # LossConfig overrides
     model_overrides: dict = field(default_factory=dict)
@@ -36,6 +37,7 @@ SYSTEMS: dict[str, SystemSpec] = {
         model_overrides={"conv": False, "pos_2d": False},
     ),
     "ar": SystemSpec("ar", "baseline: autoregressive raster-order transformer"),
+    "diffusion": SystemSpec("diffusion", "baseline: pixel-space diffusion (flow matching, MaskGIT's backbone)"),
     "retrieval": SystemSpec("retrieval", "baseline: nearest training texture (contrastive text encoder)"),
 }
 
@@ -73,16 +75,19 @@ class ExperimentConfig:
     # published table used it), where the shipped sampler defaults to "early".
     guidance_schedule: str = "constant"
     randomness: float = SamplerConfig.randomness  # MaskGIT's choice temperature (AR has no such choice)
+    # The diffusion baseline's Euler steps (research/diffusion.py; `diffusion-steps` measures several).
+    diffusion_steps: int = DEFAULT_DIFFUSION_STEPS
     transparency_delay: float = SamplerConfig.transparency_delay  # MaskGIT's keep order
     speed_repeats: int = 3
 
     def sampler(self) -> SamplerConfig:
         """MaskGIT's sampler settings in this study (no stray-hole pass: the study compares networks, and the
-        AR sampler has none)."""
+        AR sampler has none; fp32 eager decoding, as every baseline runs)."""
         return SamplerConfig(steps=self.sample_steps, cfg_scale=self.cfg_scale,
                              temperature=self.temperature or SamplerConfig.temperature,
                              guidance_schedule=self.guidance_schedule, randomness=self.randomness,
-                             transparency_delay=self.transparency_delay, min_cutout=0.0).validate()
+                             transparency_delay=self.transparency_delay, min_cutout=0.0, precision="fp32",
+                             engine="eager").validate()
 
     def resolved(self) -> ExperimentConfig:
         """Fills mode defaults: quick = a small model, a few CPU minutes each; full = the shipped preset."""
