@@ -18,7 +18,9 @@ Engines (``SamplerConfig.engine``):
   so a pass costs one launch instead of one per kernel (batch 1 on a GPU is launch-bound). CUDA only.
 - ``"compile"``: ``torch.compile`` of ``model.decode`` (inductor; needs a C++ compiler on the CPU). Falls back
   to eager when compiling fails.
-- ``"auto"``: graphs on CUDA, eager elsewhere.
+- ``"auto"``: graphs on CUDA once a model has stayed on its GPU between two calls (the first call on a
+  model's weights runs eagerly: a one-off call, or a ComfyUI run that moves the model on and off the GPU
+  each time, would pay for captures it never replays); eager elsewhere.
 
 A :class:`Decoder` is built per ``sample`` call; what it caches (the int8 copy, the captured graphs, the
 compiled function) is kept per model and rebuilt when the weights change.
@@ -26,6 +28,7 @@ compiled function) is kept per model and rebuilt when the weights change.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import warnings
 import weakref
@@ -54,6 +57,7 @@ _warned: set[str] = set()
 # Per model: what a Decoder built for it (int8 copy, graphs, compiled function), kept off the module so it is
 # never saved, copied or moved with it.
 _CACHES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_CALLS = itertools.count()  # numbers each Decoder, so a graph knows when a new call's text must be copied in
 
 
 def _warn_once(message: str) -> None:
@@ -141,7 +145,7 @@ def quantized_int8(model: PixelModel) -> PixelModel:
             raise RuntimeError("this PyTorch has no quantised CPU engine")
         torch.backends.quantized.engine = engine
         with warnings.catch_warnings():  # torch.ao's quantised tensors are deprecated: one log line, not one each
-            warnings.simplefilter("ignore", UserWarning)
+            warnings.simplefilter("ignore")
             cache["int8"] = torch.ao.quantization.quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8)
     return cache["int8"]
 
@@ -163,7 +167,7 @@ class _CudaGraph:
     def __init__(self, decode: Callable, tokens: torch.Tensor, text: TextStates):
         self.tokens = tokens.clone()
         self.text = TextStates([(k.clone(), v.clone()) for k, v in text.keys_values], text.mask.clone())
-        self.source: tuple | None = None
+        self.fed: tuple | None = None  # (the Decoder's call, the text it copied in)
         stream = torch.cuda.Stream(tokens.device)
         stream.wait_stream(torch.cuda.current_stream(tokens.device))
         with torch.cuda.stream(stream):  # warm-up off the main stream, as capture requires
@@ -174,15 +178,17 @@ class _CudaGraph:
         with torch.cuda.graph(self.graph):
             self.logits = decode(self.tokens, self.text)
 
-    def __call__(self, tokens: torch.Tensor, text: TextStates) -> torch.Tensor:
+    def __call__(self, tokens: torch.Tensor, text: TextStates, call: int) -> torch.Tensor:
+        """Replays the pass on ``tokens`` under ``text``; the text is copied in once per ``call`` (a freed and
+        reused block of memory can give a later call's text the same address)."""
         self.tokens.copy_(tokens)
-        source = (text.mask.data_ptr(), text.keys_values[0][0].data_ptr(), tuple(text.mask.shape))
-        if source != self.source:  # a new prompt batch: copy its states into the graph's buffers
+        fed = (call, id(text))
+        if fed != self.fed:
             for (k_static, v_static), (k, v) in zip(self.text.keys_values, text.keys_values):
                 k_static.copy_(k)
                 v_static.copy_(v)
             self.text.mask.copy_(text.mask)
-            self.source = source
+            self.fed = fed
         self.graph.replay()
         return self.logits  # valid until the next replay, which overwrites it
 
@@ -207,6 +213,12 @@ class Decoder:
             except Exception as err:  # noqa: BLE001 - torch.ao is deprecated: a later PyTorch may lack any part
                 _warn_once(f"int8 quantisation failed ({type(err).__name__}: {err}): sampling in fp32")
                 self.precision = "fp32"
+        self._cache = _cache(model)
+        if engine == "auto" and self.engine == "graphs" and not self._cache.get("called"):
+            self.engine = "eager"
+        self._cache["called"] = True
+        self._call = next(_CALLS)
+        self._padded: dict[tuple, TextStates] = {}  # the text this call pads for its graphs, by its rows
         self._compiled = self._compile() if self.engine == "compile" else None
 
     def text_states(self, cond: torch.Tensor, cond_mask: torch.Tensor) -> TextStates:
@@ -216,7 +228,9 @@ class Decoder:
     def _autocast_context(self):
         if self.precision != "bf16":
             return nullcontext()
-        return torch.autocast(self.model.device.type, dtype=torch.bfloat16)
+        # No cast cache: a captured graph must not read casts freed when the context ends (and one pass uses
+        # each weight once, so the cache saves nothing).
+        return torch.autocast(self.model.device.type, dtype=torch.bfloat16, cache_enabled=False)
 
     def eager(self, tokens: torch.Tensor, text: TextStates) -> torch.Tensor:
         with self._autocast_context():
@@ -236,11 +250,11 @@ class Decoder:
             except Exception as err:  # noqa: BLE001 - inductor raises many kinds; eager always works
                 _warn_once(f"torch.compile failed ({type(err).__name__}: {str(err)[:200]}): decoding eagerly")
                 self._compiled = None
-                _cache(self.model).pop("compiled", None)
+                self._cache.pop("compiled", None)
         return self.eager(tokens, text)
 
     def _compile(self) -> Callable | None:
-        cache = _cache(self.model)
+        cache = self._cache
         if "compiled" not in cache:
             try:
                 cache["compiled"] = torch.compile(self._network.decode, dynamic=False)
@@ -250,11 +264,14 @@ class Decoder:
         return cache["compiled"]
 
     def _graphed(self, tokens: torch.Tensor, text: TextStates) -> torch.Tensor:
-        text = pad_text(text, GRAPH_TEXT_MULTIPLE)
-        graphs = _cache(self.model).setdefault("graphs", {})
-        key = (tuple(tokens.shape), text.mask.shape[1], self.precision)
+        rows = (text.mask.data_ptr(), tuple(text.mask.shape))  # the same rows of the call's text every round
+        if rows not in self._padded:
+            self._padded[rows] = pad_text(text, GRAPH_TEXT_MULTIPLE)
+        text = self._padded[rows]
+        graphs = self._cache.setdefault("graphs", {})
+        key = (tuple(tokens.shape), len(text), text.mask.shape[1], self.precision)
         if key not in graphs:
             if len(graphs) >= MAX_GRAPHS:
                 graphs.pop(next(iter(graphs)))
             graphs[key] = _CudaGraph(self.eager, tokens, text)
-        return graphs[key](tokens, text)
+        return graphs[key](tokens, text, self._call)
