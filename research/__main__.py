@@ -139,8 +139,7 @@ def main(argv: list[str] | None = None) -> int:
             values = {k: getattr(args, k) for k in ("data", "out", "teacher", "n_samples", "steps", "batch_size",
                                                     "lr", "max_minutes", "seed")}
             config = DistillConfig(**values, layers=tuple(args.layers))
-            path = teacher_samples(config) if args.samples_only else distill(config)
-            log.info("wrote %s", path)
+            log.info("wrote %s", teacher_samples(config) if args.samples_only else distill(config))
             return 0
         if args.command == "adapt":
             config = ExperimentConfig(data=args.pack, out=args.out, holdout=args.holdout, seed=args.seed,

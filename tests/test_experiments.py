@@ -22,9 +22,10 @@ from research.config import ExperimentConfig
 from research.runner import run, write_json
 from research.steps import render_steps, steps_sweep
 from research.table import render
-from pixelcore.model import PixelConfig
+from pixelcore.checkpoint import load_model
+from pixelcore.model import PixelConfig, PixelModel
 from pixelcore.palette import Palette
-from pixelcore.sampling import EARLY_GUIDANCE_SHARE
+from pixelcore.sampling import EARLY_GUIDANCE_SHARE, encode_prompt, sample
 from pixelcore.train import TrainConfig, train
 
 COLORS = [
@@ -634,3 +635,35 @@ def test_the_study_samples_with_the_shipped_settings_except_what_its_protocol_pi
     pinned = {"temperature", "guidance_schedule", "min_cutout", "precision", "engine", "steps"}
     assert {k: v for k, v in study.to_dict().items() if k not in pinned} == \
         {k: v for k, v in shipped.to_dict().items() if k not in pinned}
+
+
+def test_a_student_with_every_block_is_the_teacher_and_fewer_blocks_keep_the_rest(tiny_model):
+    from research.distill import student_from
+
+    teacher = PixelModel(PixelConfig.tiny(n_layer=3), tiny_model.palette).eval()
+    tokens = torch.randint(0, len(teacher.palette) + 1, (2, 16, 16), generator=torch.Generator().manual_seed(0))
+    cond = teacher.condition(*teacher.encode_text(["a red sword", "stone"]))
+    whole = student_from(teacher, (0, 1, 2)).eval()
+    with torch.no_grad():
+        assert torch.equal(whole(tokens, *cond), teacher(tokens, *cond))
+    student = student_from(teacher, (0, 2))
+    assert student.config.n_layer == 2 and torch.equal(student.blocks[1].mlp[0].weight, teacher.blocks[2].mlp[0].weight)
+    assert torch.equal(student.head.weight, teacher.head.weight)
+    with pytest.raises(ValueError, match="layers"):
+        student_from(teacher, (0, 3))
+
+
+def test_distillation_draws_teacher_samples_once_and_trains_a_student_that_samples(texture_dir, saved_tiny_model,
+                                                                                   tmp_path):
+    from research.distill import DistillConfig, distill, teacher_samples
+
+    config = DistillConfig(data=str(texture_dir), out=str(tmp_path / "d"), teacher=str(saved_tiny_model),
+                           n_samples=6, sample_batch=4, layers=(0,), steps=2, batch_size=3, warmup=1)
+    paths = teacher_samples(config)
+    stamp = [p.stat().st_mtime_ns for p in paths]
+    model = load_model(distill(config))
+    assert [p.stat().st_mtime_ns for p in paths] == stamp  # the samples are drawn once and reused
+    assert model.config.n_layer == 1
+    tokens = sample(model, encode_prompt(model, "a red sword"), SamplerConfig(steps=2), batch_size=2,
+                    generator=torch.Generator().manual_seed(0))
+    assert tokens.shape == (2, 16, 16) and int(tokens.max()) < len(model.palette)
