@@ -16,7 +16,7 @@ import pytest
 import torch
 from PIL import Image
 
-from pixelcore.checkpoint import save_model
+from pixelcore.checkpoint import builtin_model_path, save_model
 from pixelcore.model import PixelConfig, PixelModel
 from pixelcore.palette import Palette
 
@@ -221,7 +221,8 @@ def test_model_dropdown_lists_builtin_and_only_safetensors(pack):
     (pack.models / "notes.txt").write_text("not a model")
     (pack.models / "old.ckpt").write_bytes(b"x")
     names = pack.nodes["PixelCore_LoadPixelModel"].INPUT_TYPES()["required"]["model_name"][0]
-    assert names == ["pixelcore_default.safetensors (built-in)", TINY]
+    fast = ["pixelcore_fast.safetensors (built-in, fast)"] if builtin_model_path("fast").is_file() else []
+    assert names == ["pixelcore_default.safetensors (built-in)", *fast, TINY]
 
 
 def test_model_name_cannot_escape_the_model_folder(pack):
