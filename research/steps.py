@@ -6,8 +6,8 @@ Each step count is scored as ``evaluate_system`` scores a system (public prompts
 speckle; held-out captions: FD, KID, FD½ and the copy rate against the training textures) and timed as
 ``measure_speed`` times it (batch 1 and 32 in this process, and the work of one texture).
 
-``python -m research steps --out RUN --only no_tv diffusion --steps 5 10 20 40`` writes ``RUN/steps.json`` and
-prints its table.
+``python -m research steps --out RUN --only no_tv diffusion --steps 5 10 20 40`` writes ``RUN/steps.json`` (a
+later call adds its step counts to it) and prints its table.
 """
 
 from __future__ import annotations
@@ -59,13 +59,19 @@ def steps_sweep(config: ExperimentConfig, names: list[str], steps: list[int]) ->
     training = np.stack([r.pixels for r in split.records])
     references = {name: copy_references(training, system_palette(config, name)) for name in names}
     device = torch.device(config.device)
-    result: dict = {"device": str(device), "threads": torch.get_num_threads(), "seed": config.seed,
-                    "cfg_scale": config.cfg_scale, "guidance_schedule": config.guidance_schedule,
-                    "temperature": config.temperature, "systems": {}}
+    header = {"device": str(device), "threads": torch.get_num_threads(), "seed": config.seed,
+              "cfg_scale": config.cfg_scale, "guidance_schedule": config.guidance_schedule,
+              "temperature": config.temperature}
+    path = out / "steps.json"
+    result = json.loads(path.read_text()) if path.exists() else {**header, "systems": {}}
+    differs = [k for k in header if k != "threads" and result.get(k) != header[k]]
+    if differs:  # rows scored another way cannot sit in one table
+        raise ValueError(f"{path} was scored with other {', '.join(differs)}: use the same settings to add to it, "
+                         "or move it away")
     for name in names:
         field = STEP_FIELDS[SYSTEMS[name].kind]
-        rows = []
-        for count in steps:
+        rows = {r["steps"]: r for r in result["systems"].get(name, [])}  # a new count adds a row, a known one
+        for count in steps:  # replaces it
             generate, params = load_system(replace(config, **{field: count}), name)
             public = score_samples(specs, sample_in_chunks(generate, [s.prompt for s in specs],
                                                            config.seeds_per_prompt, config.seed))
@@ -82,12 +88,12 @@ def steps_sweep(config: ExperimentConfig, names: list[str], steps: list[int]) ->
                    "batch1": 1 / timed(lambda: generate([PROMPT], 1, 0), config.speed_repeats, device),
                    "batch32": 32 / timed(lambda: generate([PROMPT], 32, 0), config.speed_repeats, device),
                    "mflop": count_flops(lambda: generate([PROMPT], 1, 0)) / 1e6}
-            rows.append(row)
+            rows[count] = row
             log.info("%s at %d steps: %s", name, count, {k: round(v, 3) for k, v in row.items()
                                                          if isinstance(v, float)})
-            result["systems"][name] = rows
-            write_json(out / "steps.json", result)  # after every count: an interrupted sweep keeps what it scored
-    return out / "steps.json"
+            result["systems"][name] = [rows[k] for k in sorted(rows)]
+            write_json(path, result)  # after every count: an interrupted sweep keeps what it scored
+    return path
 
 
 def render_steps(path: str | Path) -> str:

@@ -318,6 +318,8 @@ def test_quick_run_end_to_end_writes_table(tiny_data, tmp_path):
     assert [r["steps"] for r in steps["diffusion"]] == [1, 2]
     assert steps["no_tv"][0]["mflop"] < steps["no_tv"][1]["mflop"]  # one round against two
     assert "| `diffusion` | 2 |" in render_steps(tmp_path / "runs" / "steps.json")
+    steps = json.loads(steps_sweep(config, ["diffusion"], [3]).read_text())["systems"]  # adds, keeps the rest
+    assert [r["steps"] for r in steps["diffusion"]] == [1, 2, 3] and len(steps["no_tv"]) == 2
 
 
 def test_scored_sampling_tells_transparency_delays_apart():
