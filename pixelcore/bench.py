@@ -15,6 +15,7 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import torch
 
@@ -100,10 +101,21 @@ def machine_line(device: torch.device) -> str:
     if device.type == "cuda":
         where = f"{torch.cuda.get_device_name(device)} (CUDA {torch.version.cuda})"
     else:
-        where = (f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        where = (f"{_cpu_name()}, {os.cpu_count()} cores, "
                  f"{torch.backends.cpu.get_cpu_capability()}, native bf16 {'yes' if cpu_has_native_bf16() else 'no'}"
                  f", int8 engine {int8_engine() or 'none'}")
     return f"device {device} ({where}); torch {torch.__version__}; {torch.get_num_threads()} threads"
+
+
+def _cpu_name() -> str:
+    """The CPU's model name where the system says it (Linux), else the architecture."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def _cell(values: list[float], batch: int) -> str:
