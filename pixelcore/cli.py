@@ -323,6 +323,9 @@ def _add_train_parser(sub) -> None:
     data.add_argument("--hue-targets", dest="hue_targets", action="store_true",
                       help="colour-balanced augmentation: rotate each texture onto every colour word's hue "
                            "(instead of --hue-shifts)")
+    data.add_argument("--colorless-captions", dest="colorless_captions", action="store_true",
+                      help="original textures also get captions naming no colour ('a steel axe'), so a prompt "
+                           "naming none draws the texture's own colours")
     data.add_argument("--generic-captions", dest="generic_captions", action="store_true",
                       help="also caption material items by colour and noun alone ('a red sword')")
     data.add_argument("--kind-captions", dest="kind_captions", action="store_true",

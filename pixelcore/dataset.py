@@ -11,7 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .captions import caption_variants, generic_variants, kind_marked_variants, names_of_both_kinds
+from .captions import (caption_variants, colorless_variants, generic_variants, kind_marked_variants,
+                       names_of_both_kinds)
 from .sources import with_style
 from .data import TextureRecord, hue_shift_augment, hue_target_augment, load_textures, tone_augment
 from .palette import Palette
@@ -39,13 +40,16 @@ class CaptionBank:
     English and Chinese variants are kept apart so a step can pick Chinese with probability ``zh_prob``.
     """
 
-    def __init__(self, records: list[TextureRecord], tokenize, generic: bool = False, kind_marked: bool = False):
+    def __init__(self, records: list[TextureRecord], tokenize, generic: bool = False, kind_marked: bool = False,
+                 colorless: bool = False):
         english, chinese = [], []
         shared = names_of_both_kinds((r.name, r.kind) for r in records) if kind_marked else frozenset()
         for rec in records:
             variants = caption_variants(rec.name, rec.color, rec.kind, pixels=rec.pixels) or [rec.caption]
             if generic:
                 variants += generic_variants(rec.name, rec.color, rec.kind)
+            if colorless and not rec.recolored:  # the texture in its own colours
+                variants += colorless_variants(rec.name, rec.kind)
             if rec.name in shared:
                 variants = kind_marked_variants(variants, rec.kind)
             variants = with_style(variants, rec.style)  # extra sources: "..., silk icon style"
