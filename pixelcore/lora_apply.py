@@ -69,7 +69,8 @@ def _reserve_rows(model: PixelModel, words: tuple[str, ...], count: int) -> dict
     taken = {i for ids in encoder.new_words.values() for i in ids}
     clash = [w for w in words if w.lower() in {k.lower() for k in encoder.new_words}]
     if clash:
-        raise ValueError(f"the word(s) {clash} are already defined by an applied adapter; remove it first")
+        raise ValueError(f"the word(s) {clash} are already defined by another adapter on this model: use one of "
+                         "the two adapters")
     row, rows = min(encoder.tokenizer.all_special_ids) - 1, {}
     for word in words:
         ids = []

@@ -196,3 +196,37 @@ def test_bad_settings_are_refused(tmp_path):
         LoraConfig(words=(" disc",)).validate()
     with pytest.raises(ValueError, match=".safetensors"):
         LoraTrainConfig(data=".", out=str(tmp_path / "x.pt")).validate()
+
+
+def test_cli_trains_an_adapter_and_generates_with_it(tmp_path, texture_dir, saved_tiny_model, caplog):
+    import numpy as np
+    from PIL import Image
+
+    from pixelcore.cli import main
+
+    adapter = tmp_path / "blade.safetensors"
+    assert main(["lora", "train", "--data", str(texture_dir), "-o", str(adapter), "--model", str(saved_tiny_model),
+                 "--word", "blade", "--rank", "2", "--steps", "4", "--batch-size", "4", "--no-prior",
+                 "--no-samples", "--hue-shifts", "", "--device", "cpu"]) == 0
+    assert load_adapter(adapter).config.words == ("blade",)
+
+    def generate(name, *extra):
+        out = tmp_path / name
+        assert main(["generate", "a red blade", "-o", str(out), "--model", str(saved_tiny_model), "--seed", "2",
+                     "--device", "cpu", *extra]) == 0
+        with Image.open(out) as png:
+            return np.array(png), png.text
+
+    base, _ = generate("base.png")
+    off, _ = generate("off.png", "--lora", str(adapter), "--lora-strength", "0")
+    assert np.array_equal(base, off)
+    _, text = generate("on.png", "--lora", str(adapter), "--lora", str(adapter.with_name("blade.safetensors")),
+                       "--lora-strength", "1", "--lora-strength", "0")
+    assert "blade.safetensors@1" in json.dumps(text)
+    with caplog.at_level("ERROR"):
+        assert main(["generate", "a red blade", "-o", str(tmp_path / "x.png"), "--model", str(saved_tiny_model),
+                     "--lora", str(adapter), "--lora-strength", "1", "--lora-strength", "2"]) == 2
+        assert main(["generate", "a red blade", "-o", str(tmp_path / "x.png"),
+                     "--lora", str(tmp_path / "no.safetensors")]) == 2
+    assert "--lora-strength" in caplog.text and "no such adapter" in caplog.text
+    assert not (tmp_path / "x.png").exists()
