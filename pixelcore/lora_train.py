@@ -101,7 +101,8 @@ class LoraTrainConfig:
 class LoraTrainResult:
     path: Path
     steps: int
-    seconds: float
+    seconds: float  # wall time of the training loop (replay sampling and grids not counted)
+    cpu_seconds: float  # CPU time of the whole process over the loop (all threads)
     loss_before: float  # masked-token loss of a fixed batch of the training textures, before and after
     loss_after: float
     replay: int  # replay textures used
@@ -237,7 +238,7 @@ def train_lora(config: LoraTrainConfig) -> LoraTrainResult:
     trainable = [p for g in groups for p in g["params"]]
     loss_before = objective.fixed_loss(len(records))
     gen = torch.Generator().manual_seed(config.seed)
-    planned, step, start = config.steps, 0, time.time()
+    planned, step, start, cpu_start = config.steps, 0, time.time(), time.process_time()
     bar = tqdm(total=planned, desc="lora", dynamic_ncols=True)
     model.train()
     while step < planned:
@@ -257,10 +258,10 @@ def train_lora(config: LoraTrainConfig) -> LoraTrainResult:
             bar.total = planned
             bar.refresh()
     bar.close()
-    seconds = time.time() - start
+    seconds, cpu_seconds = time.time() - start, time.process_time() - cpu_start
     loss_after = objective.fixed_loss(len(records))
-    adapter.info.training.update(steps=step, seconds=round(seconds, 1), loss_before=round(loss_before, 4),
-                                 loss_after=round(loss_after, 4), replay=len(replay),
+    adapter.info.training.update(steps=step, seconds=round(seconds, 1), cpu_seconds=round(cpu_seconds, 1),
+                                 loss_before=round(loss_before, 4), loss_after=round(loss_after, 4), replay=len(replay),
                                  config={k: v for k, v in asdict(config).items() if k not in ("data", "out")})
     path = adapter.save(config.out)
     log.info("adapter written to %s (%d steps in %.1f min, fixed-batch loss %.3f -> %.3f)", path, step,
@@ -270,7 +271,7 @@ def train_lora(config: LoraTrainConfig) -> LoraTrainResult:
                                   path.with_name(f"{path.stem}_samples.png"))
         log.info("base samples (left) and the adapter's (right) for %s: %s", prompts, grid)
     remove_adapter(model, adapter.name)
-    return LoraTrainResult(path, step, seconds, loss_before, loss_after, len(replay))
+    return LoraTrainResult(path, step, seconds, cpu_seconds, loss_before, loss_after, len(replay))
 
 
 def _planned_steps(config: LoraTrainConfig, step: int, seconds: float, planned: int) -> int:
