@@ -10,7 +10,7 @@ import logging
 import math
 from pathlib import Path
 
-from .lora_train import LoraTrainConfig
+from .lora_train import PRIOR_MODES, LoraTrainConfig
 
 log = logging.getLogger("pixelcore")
 
@@ -62,7 +62,8 @@ def cmd_lora_train(args: argparse.Namespace) -> int:
         data=args.data, out=args.output, base=args.model, rank=args.rank,
         alpha=args.alpha if args.alpha is not None else float(args.rank), text=args.text, words=tuple(args.word),
         word_vectors=args.word_vectors, steps=args.steps, max_minutes=args.max_minutes, batch_size=args.batch_size,
-        lr=args.lr, word_lr=args.word_lr, prior=0.0 if args.no_prior else args.prior, hue_shifts=shifts,
+        lr=args.lr, word_lr=args.word_lr, prior=0.0 if args.no_prior else args.prior, prior_mode=args.prior_mode,
+        hue_shifts=shifts,
         seed=args.seed, device=args.device, samples=not args.no_samples, warmup=d.warmup)
     config.validate()
     if not Path(args.data).exists():
@@ -102,6 +103,8 @@ def add_lora_parser(sub) -> None:
     t.add_argument("--prior", type=float, default=d.prior,
                    help="share of each batch drawn from the base model's own samples (prior preservation)")
     t.add_argument("--no-prior", dest="no_prior", action="store_true", help="no prior preservation")
+    t.add_argument("--prior-mode", dest="prior_mode", choices=PRIOR_MODES, default=d.prior_mode,
+                   help="distill: keep the base model's predictions on its replay samples; samples: train on them")
     t.add_argument("--hue-shifts", dest="hue_shifts", default=",".join(f"{s:g}" for s in d.hue_shifts),
                    help="comma-separated hue rotations for colour augmentation ('' = none)")
     t.add_argument("--seed", type=int, default=d.seed)

@@ -4,7 +4,10 @@ The loop is ``train``'s masked-token objective on a texture folder (the same rea
 with only the adapter's factors and word vectors trainable. Prior preservation (DreamBooth's prior loss, on by
 default): before training, the base model draws a replay set for a spread of known prompts (colours of items
 and blocks, ``REPLAY_NAMES``), keeping the samples that show the prompt's colour and kind; a share ``prior``
-of every batch comes from it, so the adapter is trained to leave what the base model knew as it was.
+of every batch comes from it, so the adapter is trained to leave what the base model knew as it was. With
+``prior_mode="samples"`` the replay textures are targets like the data's (DreamBooth); with ``"distill"`` (the
+default) the target of a masked replay cell is the base model's own prediction for it (the adapter at strength
+0, same caption, same mask): the KL divergence to it keeps the whole distribution, not one sample of it.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from .devices import pick_device
 from .evaluate import kind_matches
 from .images import save_grid
 from .lora import Adapter, LoraConfig
-from .lora_apply import apply_adapter, remove_adapter
+from .lora_apply import apply_adapter, remove_adapter, set_strength
 from .losses import LossConfig, maskgit_loss, palette_features, token_weights
 from .model import MaskedTokenModel, PixelModel
 from .sampling import encode_prompt, sample
@@ -45,6 +48,7 @@ REPLAY_NAMES = (("sword", "item"), ("pickaxe", "item"), ("axe", "item"), ("shove
                 ("feather", "item"), ("flower", "item"), ("bucket", "item"), ("lump", "item"),
                 ("wool", "block"), ("stone bricks", "block"), ("planks", "block"), ("leaves", "block"),
                 ("sand", "block"), ("tile", "block"), ("ore", "block"), ("brick", "block"))
+PRIOR_MODES = ("distill", "samples")
 REPLAY_COLORS = ("red", "orange", "yellow", "green", "cyan", "blue", "purple", "pink", "white", "gray", "black",
                  "brown", "gold")
 
@@ -71,6 +75,7 @@ class LoraTrainConfig:
     grad_clip: float = 1.0
     prior: float = 0.25  # share of each batch from the base model's replay set (0 = no prior preservation)
     prior_samples: int = 2  # samples drawn per replay prompt (those that miss the prompt are dropped)
+    prior_mode: str = "distill"  # "distill": match the base model's predictions on replay; "samples": its samples
     hue_shifts: tuple[float, ...] = (60.0, 120.0, 180.0, 240.0, 300.0)
     zh_prob: float = 0.3
     cond_dropout: float = 0.1
@@ -91,6 +96,8 @@ class LoraTrainConfig:
         for name in ("steps", "batch_size", "prior_samples"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+        if self.prior_mode not in PRIOR_MODES:
+            raise ValueError(f"prior_mode must be one of {', '.join(PRIOR_MODES)}, got {self.prior_mode!r}")
         if not 0.0 <= self.prior < 1.0:
             raise ValueError(f"prior must be a share in 0..1 (0 = off), got {self.prior!r}")
         if self.lr <= 0 or self.word_lr <= 0 or self.max_minutes < 0:
@@ -179,12 +186,21 @@ def _draw(n_data: int, n_replay: int, batch: int, prior: float, gen: torch.Gener
     return torch.cat([data, replay])
 
 
+def _distill_loss(logits: torch.Tensor, teacher: torch.Tensor, masked: torch.Tensor) -> torch.Tensor:
+    """Mean KL(teacher || student) over the masked cells of logits (B, G, G, V)."""
+    target = teacher.float().log_softmax(-1)
+    kl = (target.exp() * (target - logits.float().log_softmax(-1))).sum(-1)  # (B, G, G)
+    return (kl * masked).sum() / masked.sum().clamp_min(1)
+
+
 class _Objective:
-    """The masked-token loss of a batch of records, with their captions and the data's token weights."""
+    """The loss of a batch of records: the masked-token loss on the data (and, with prior_mode "samples", on
+    the replay textures), the KL to the base model's predictions on the replay records (prior_mode "distill")."""
 
     def __init__(self, model: PixelModel, records: list[TextureRecord], tokens: torch.Tensor,
-                 config: LoraTrainConfig, device: torch.device):
+                 config: LoraTrainConfig, device: torch.device, n_data: int, adapter_name: str):
         self.model, self.config, self.device = model, config, device
+        self.n_data, self.adapter_name = n_data, adapter_name
         self.captions = CaptionBank(records, model.text_encoder.tokenize, extra=word_captions(tuple(config.words)))
         self.tokens = tokens.to(device)
         self.weights = token_weights(tokens, model.palette, config.loss).to(device)
@@ -195,9 +211,28 @@ class _Objective:
         text_ids = self.captions.draw(idx, self.config.zh_prob, gen).to(self.device)
         targets = self.tokens[idx.to(self.device)]
         inputs, masked = mask_batch(targets, self.model.mask_token, "cosine", gen)
-        drop = (torch.rand(len(idx), generator=gen) < (self.config.cond_dropout if dropout else 0.0))
-        logits = self.wrapped(text_ids, inputs, drop.to(self.device))
-        return maskgit_loss(logits, targets, masked, self.weights, self.features, self.config.loss)[0]
+        drop = (torch.rand(len(idx), generator=gen) < (self.config.cond_dropout if dropout else 0.0)).to(self.device)
+        logits = self.wrapped(text_ids, inputs, drop)
+        replay = idx.to(self.device) >= self.n_data
+        if self.config.prior_mode != "distill" or not replay.any():
+            return maskgit_loss(logits, targets, masked, self.weights, self.features, self.config.loss)[0]
+        data = ~replay
+        loss = maskgit_loss(logits[data], targets[data], masked[data], self.weights, self.features, self.config.loss)[0]
+        teacher = self._base_logits(text_ids[replay], inputs[replay], drop[replay])
+        prior = _distill_loss(logits[replay], teacher, masked[replay])
+        return (data.sum() * loss + replay.sum() * prior) / len(idx)
+
+    @torch.no_grad()
+    def _base_logits(self, text_ids: torch.Tensor, inputs: torch.Tensor, drop: torch.Tensor) -> torch.Tensor:
+        """The base model's logits: the adapter at strength 0, dropout off."""
+        was = self.model.training
+        self.model.eval()
+        set_strength(self.model, self.adapter_name, 0.0)
+        try:
+            return self.wrapped(text_ids, inputs, drop)
+        finally:
+            set_strength(self.model, self.adapter_name, 1.0)
+            self.model.train(was)
 
     @torch.no_grad()
     def fixed_loss(self, n_data: int) -> float:
@@ -229,7 +264,8 @@ def train_lora(config: LoraTrainConfig) -> LoraTrainResult:
     adapter.name = Path(config.out).stem
     apply_adapter(model, adapter, 1.0)
     adapter.requires_grad_(True)
-    objective = _Objective(model, records + replay, torch.cat([tokens, replay_tokens]), config, device)
+    objective = _Objective(model, records + replay, torch.cat([tokens, replay_tokens]), config, device,
+                           len(records), adapter.name)
     groups = [{"params": [p for pair in adapter.pairs for p in pair.parameters()], "lr": config.lr}]
     if adapter.words is not None:
         groups.append({"params": [adapter.words], "lr": config.word_lr})

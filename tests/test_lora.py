@@ -230,3 +230,27 @@ def test_cli_trains_an_adapter_and_generates_with_it(tmp_path, texture_dir, save
                      "--lora", str(tmp_path / "no.safetensors")]) == 2
     assert "--lora-strength" in caplog.text and "no such adapter" in caplog.text
     assert not (tmp_path / "x.png").exists()
+
+
+def test_distilled_prior_is_zero_until_the_adapter_moves(model, texture_dir, tmp_path):
+    from pixelcore.data import load_textures
+    from pixelcore.lora_train import _distill_loss, _Objective
+
+    logits = torch.randn(2, 4, 4, 5)
+    masked = torch.ones(2, 4, 4, dtype=torch.bool)
+    assert float(_distill_loss(logits, logits, masked)) == pytest.approx(0.0, abs=1e-6)
+    assert float(_distill_loss(logits, torch.randn(2, 4, 4, 5), masked)) > 0
+
+    records, _ = load_textures(texture_dir)
+    tokens = model.palette.quantize(torch.stack([torch.as_tensor(r.pixels) for r in records]).numpy())
+    adapter = Adapter.create(model, LoraConfig(rank=2, alpha=2.0))  # up = 0: changes nothing yet
+    apply_adapter(model, adapter)
+    config = LoraTrainConfig(data=str(texture_dir), cond_dropout=0.0)
+    objective = _Objective(model, records, tokens, config, torch.device("cpu"), n_data=4, adapter_name=adapter.name)
+    replay_only = torch.arange(4, len(records))
+    assert float(objective(replay_only, torch.Generator().manual_seed(0))) == pytest.approx(0.0, abs=1e-6)
+    with torch.no_grad():
+        for pair in adapter.pairs:
+            pair.up.normal_()
+    assert float(objective(replay_only, torch.Generator().manual_seed(0))) > 1e-4
+    assert applied(model) == {adapter.name: 1.0}  # the base-model pass restores the strength
