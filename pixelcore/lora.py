@@ -24,7 +24,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .checkpoint import PALETTE_KEY, _SafetensorError, release_state_dict, write_safetensors
+import safetensors
+from safetensors import safe_open
+
+from .checkpoint import PALETTE_KEY, release_state_dict, write_safetensors
 from .model import PixelModel
 
 log = logging.getLogger(__name__)
@@ -47,6 +50,8 @@ MAX_WORD_VECTORS = 8
 WORDS_KEY = "words"
 _EMBEDDING = "text_encoder.transformer.token_embedding"
 _WORD_RE = re.compile(r"^\S(.*\S)?$")
+# Older safetensors releases do not export their error type at the top level.
+_SafetensorError = getattr(safetensors, "SafetensorError", OSError)
 
 
 class AdapterError(ValueError):
@@ -184,10 +189,6 @@ class Adapter(nn.Module):
                     adapter.words[rows] = table[pieces].mean(0).cpu()
         return adapter
 
-    def deltas(self) -> dict[str, torch.Tensor]:
-        """Each target weight's change at strength 1: (alpha / rank) * up @ down."""
-        return {name: self.config.scale * (pair.up @ pair.down) for name, pair in zip(self.weight_names, self.pairs)}
-
     def tensors(self, dtype: torch.dtype = torch.float16) -> dict[str, torch.Tensor]:
         out = {}
         for name, pair in zip(self.weight_names, self.pairs):
@@ -215,8 +216,6 @@ def _fail(path: Path, message: str) -> AdapterError:
 
 
 def _read(path: Path) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
-    from safetensors import safe_open
-
     if not path.is_file():
         raise _fail(path, "no such adapter file; check the path")
     try:
