@@ -14,7 +14,8 @@ pytestmark = [
                        reason="ComfyUI not installed: run scripts/install_comfyui.sh"),
 ]
 
-LORA = "9"  # the Load LoRA node of workflows/pixelcore_lora.json
+WF = "A new word from a LoRA adapter"  # example_workflows/<WF>.json and its API twin
+LORA = "9"  # its Load LoRA node
 
 
 def _native(server, graph):
@@ -30,29 +31,29 @@ def test_lora_node_lists_the_adapter_folder(server):
 
 def test_lora_workflow_changes_the_texture_and_strength_zero_gives_the_base_model(server):
     seeds = {SAMPLE: {"seed": 5}, ENCODE: {"prompt": "a red disc"}}
-    with_lora = _native(server, workflow("pixelcore_lora", **seeds))
-    off = _native(server, workflow("pixelcore_lora", **seeds, **{LORA: {"strength": 0.0}}))
-    base = _native(server, workflow("pixelcore_texture", **seeds))
+    with_lora = _native(server, workflow(WF, **seeds))
+    off = _native(server, workflow(WF, **seeds, **{LORA: {"strength": 0.0}}))
+    base = _native(server, workflow("Texture from a prompt", **seeds))
     assert np.array_equal(off, base)
     assert not np.array_equal(with_lora, base)
-    again = _native(server, workflow("pixelcore_lora", **seeds))  # the cached base model was not patched
+    again = _native(server, workflow(WF, **seeds))  # the cached base model was not patched
     assert np.array_equal(again, with_lora)
-    assert np.array_equal(_native(server, workflow("pixelcore_texture", **seeds)), base)
+    assert np.array_equal(_native(server, workflow("Texture from a prompt", **seeds)), base)
 
 
 def test_foreign_adapter_fails_naming_the_file_and_server_goes_on(server):
-    graph = workflow("pixelcore_lora")
+    graph = workflow(WF)
     graph[LORA]["inputs"]["lora_name"] = FOREIGN_LORA  # workflow() picks the tiny model's own adapter
     entry = server.run(graph)
     error = execution_error(entry)
     assert entry["status"]["status_str"] == "error" and error is not None
     assert error["node_id"] == LORA and FOREIGN_LORA in error["exception_message"]
     assert "another base model" in error["exception_message"]
-    assert_success(server.run(workflow("pixelcore_lora")))
+    assert_success(server.run(workflow(WF)))
 
 
 def test_adapter_name_cannot_escape_its_folder(server):
-    graph = workflow("pixelcore_lora")
+    graph = workflow(WF)
     graph[LORA]["inputs"]["lora_name"] = "../models_pixelcore_lora/" + TINY_LORA
     status, body = server.queue(graph)
     assert status == 400 and "lora_name" in str(body["node_errors"][LORA])
