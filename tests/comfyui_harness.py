@@ -31,6 +31,7 @@ TINY = "pixelcore_tiny_test.safetensors"
 CORRUPT = "corrupt_test.safetensors"
 TINY_LORA = "pixelcore_tiny_test_lora.safetensors"  # an adapter for TINY, in the session server's adapter folder
 FOREIGN_LORA = "foreign_test_lora.safetensors"  # an adapter made for another model
+EXAMPLE_LORA = "folder.safetensors"  # the adapter the LoRA template names: one for the shipped model
 
 
 def comfyui_installed() -> bool:

@@ -10,8 +10,8 @@ import pytest
 import torch
 from PIL import Image
 
-from comfyui_harness import CORRUPT, FOREIGN_LORA, TINY, TINY_LORA, ComfyServer, comfyui_installed
-from pixelcore.checkpoint import save_model
+from comfyui_harness import CORRUPT, EXAMPLE_LORA, FOREIGN_LORA, TINY, TINY_LORA, ComfyServer, comfyui_installed
+from pixelcore.checkpoint import default_model_path, load_model, save_model
 from pixelcore.model import PixelConfig, PixelModel
 from pixelcore.palette import Palette
 
@@ -132,6 +132,10 @@ def server(tmp_path_factory):
     _test_adapter(tiny, seed=0).save(loras / TINY_LORA)
     torch.manual_seed(1)
     _test_adapter(PixelModel(PixelConfig.tiny(), palette), seed=1).save(loras / FOREIGN_LORA)
+    if default_model_path().is_file():  # the LoRA template runs as shipped, on the built-in model
+        from pixelcore.lora import Adapter, LoraConfig
+
+        Adapter.create(load_model(default_model_path()), LoraConfig(words=("folder",))).save(loras / EXAMPLE_LORA)
     comfy = ComfyServer(workdir, models, lora_dir=loras)
     comfy.start()
     try:
