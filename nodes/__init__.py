@@ -16,10 +16,12 @@ if _PACK_DIR not in sys.path:
 from .edit_nodes import (ImageToTokens, Inpaint, MaskGITSampleAdvanced, PaletteLock, Recolor,  # noqa: E402
                          RegionMask, TilePreview, Variations)
 from .image_nodes import PaletteDecode, SaveResourcePack, SaveTextureRGBA, Upscale  # noqa: E402
+from .lora_nodes import LoadPixelLoRA, register_lora_folder  # noqa: E402
 from .model_nodes import EncodePrompt, LoadPixelModel, MaskGITSample  # noqa: E402
 from .paths import register_model_folder  # noqa: E402
 
 register_model_folder()
+register_lora_folder()
 
 _NODES = {
     # id (global across every installed pack, never changes once released): (class, display name)
@@ -38,6 +40,7 @@ _NODES = {
     "PixelCore_MaskGITSampleAdvanced": (MaskGITSampleAdvanced, "PixelCore Sample (Seamless, Palette Lock)"),
     "PixelCore_Recolor": (Recolor, "PixelCore Recolor (Batch)"),
     "PixelCore_TilePreview": (TilePreview, "PixelCore Tile Preview"),
+    "PixelCore_LoadLoRA": (LoadPixelLoRA, "PixelCore Load LoRA"),
 }
 
 NODE_CLASS_MAPPINGS = {node_id: cls for node_id, (cls, _) in _NODES.items()}

@@ -336,6 +336,16 @@ def generic_variants(name: str, color: str | None, kind: str | None) -> list[str
     return _english_templates(head, color, kind)[:2] + _chinese_templates(head, color, kind)[:2]
 
 
+def colorless_variants(name: str, kind: str | None) -> list[str]:
+    """Captions that name no colour ("a steel axe", 一把铁斧), for a texture in its own colours.
+
+    Every other caption names a colour, and hue-shifted copies teach that "steel axe" comes in every colour, so
+    a prompt naming none ("an iron hatchet") had no caption to land on and drew any colour. Only the original
+    textures get these (see ``dataset.CaptionBank``): without a colour word, a name means its own colours.
+    """
+    return _english_templates(name, None, kind)[:3] + _chinese_templates(name, None, kind)[:2]
+
+
 def names_of_both_kinds(pairs) -> frozenset[str]:
     """Names that occur both as an item and as a block in ``(name, kind)`` pairs.
 

@@ -1,4 +1,4 @@
-"""Command line: ``python -m pixelcore COMMAND``: generate, train, eval, vocab, build-luanti, build-extra,
+"""Command line: ``python -m pixelcore COMMAND``: generate, train, lora, eval, vocab, build-luanti, build-extra,
 export-pack, export, average, bench (``--help`` on each).
 
 Every command checks its arguments before it loads a model or reads data, so a typo costs no waiting, and
@@ -17,6 +17,9 @@ from dataclasses import fields
 from pathlib import Path
 
 from .accel import ENGINES, PRECISIONS
+from .lora_cli import add_generate_args as add_lora_generate_args
+from .lora_cli import add_lora_parser, adapted_model
+from .lora_cli import check_generate_args as check_lora_args
 from .sampling import GUIDANCE_SCHEDULES, MAX_BATCH, MAX_CFG, MAX_STEPS, MAX_TEMPERATURE, SamplerConfig
 from .train_config import PRESETS, TrainConfig
 from .vocab import VOCAB_GROUPS
@@ -118,6 +121,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     prompt = check_prompts(args.prompt)[0]
     negative = check_prompts(args.negative, what="negative prompt")[0] if args.negative.strip() else ""
     config = sampler_config(args)
+    check_lora_args(args)
     device = _device(args.device)
     return _generate(args, out, prompt, negative, config, device)
 
@@ -134,8 +138,11 @@ def _generate(args, out: Path, prompt: str, negative: str, config: SamplerConfig
     from .sampling import encode_prompt, sample
 
     model_path = resolve_model_path(args.model)
-    model = load_model(model_path, device=device)
-    if model.config.text_encoder == "builtin":  # a pretrained open_clip encoder knows words of its own
+    adapters = check_lora_args(args)
+    model = adapted_model(load_model(model_path, device=device), adapters)
+    model_name = model_path.name + "".join(f" + {path.name}@{strength:g}" for path, strength in adapters)
+    # A pretrained open_clip encoder knows words of its own, and an adapter's new words are not in the list.
+    if model.config.text_encoder == "builtin" and not model.text_encoder.new_words:
         for text in filter(None, (prompt, negative)):
             message = unknown_words_message(read_prompt(text))
             if message:
@@ -145,7 +152,7 @@ def _generate(args, out: Path, prompt: str, negative: str, config: SamplerConfig
     writes = []
     for i, rgba in enumerate(model.palette.dequantize(tokens).cpu().numpy()):
         path = out if args.n == 1 else out.with_name(f"{out.stem}_{i}{out.suffix}")
-        text = texture_info(prompt, args.seed, i, config, negative=negative, model=model_path.name,
+        text = texture_info(prompt, args.seed, i, config, negative=negative, model=model_name,
                             kind=texture_kind(rgba)).to_text()
         writes.append((path, lambda tmp, rgba=rgba, text=text: save_png(rgba, tmp, text)))
         if args.scale > 1:
@@ -332,6 +339,9 @@ def _add_train_parser(sub) -> None:
     data.add_argument("--hue-targets", dest="hue_targets", action="store_true",
                       help="colour-balanced augmentation: rotate each texture onto every colour word's hue "
                            "(instead of --hue-shifts)")
+    data.add_argument("--colorless-captions", dest="colorless_captions", action="store_true",
+                      help="original textures also get captions naming no colour ('a steel axe'), so a prompt "
+                           "naming none draws the texture's own colours")
     data.add_argument("--generic-captions", dest="generic_captions", action="store_true",
                       help="also caption material items by colour and noun alone ('a red sword')")
     data.add_argument("--kind-captions", dest="kind_captions", action="store_true",
@@ -377,9 +387,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--scale", type=int, default=1, help="also write a nearest-neighbour enlargement (2..64; 1 = none)")
     g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     add_sampler_args(g, opaque=True)
+    add_lora_generate_args(g)
     g.set_defaults(func=cmd_generate)
 
     _add_train_parser(sub)
+    add_lora_parser(sub)
 
     e = sub.add_parser("eval", help="sample a prompt set and print quality metrics", formatter_class=defaults)
     e.add_argument("--prompts", required=True, help="JSON lines with prompt, optional color and kind")

@@ -63,6 +63,7 @@ class TextureRecord:
     caption: str  # the human caption (from sidecar/metadata/filename)
     source: str  # file path or archive member
     style: str | None = None  # a style condition (metadata "style", see sources.STYLES); None is the default look
+    recolored: bool = False  # a hue-shifted or white/gray/black copy, not the texture as drawn
 
 
 @dataclass
@@ -384,7 +385,7 @@ def tone_augment(records: Sequence[TextureRecord]) -> list[TextureRecord]:
             pixels[..., :3] = np.clip(gray * scale, 0, 255).round().astype(np.uint8)[..., None]
             if colors.dominant_color(pixels) != word:
                 continue
-            out.append(replace(rec, pixels=pixels, color=word, caption=_recolor(rec, word),
+            out.append(replace(rec, pixels=pixels, color=word, caption=_recolor(rec, word), recolored=True,
                                source=f"{rec.source}#{word}"))
     return out
 
@@ -395,7 +396,7 @@ def _hue_copy(rec: TextureRecord, degrees: float) -> TextureRecord | None:
     new_color = colors.dominant_color(pixels)
     if new_color is None:
         return None
-    return replace(rec, pixels=pixels, color=new_color, caption=_recolor(rec, new_color),
+    return replace(rec, pixels=pixels, color=new_color, caption=_recolor(rec, new_color), recolored=True,
                    source=f"{rec.source}#hue{int(degrees)}")
 
 

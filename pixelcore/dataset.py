@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import logging
 import random
-
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from .captions import caption_variants, generic_variants, kind_marked_variants, names_of_both_kinds
+from .captions import (caption_variants, colorless_variants, generic_variants, kind_marked_variants,
+                       names_of_both_kinds)
 from .sources import with_style
 from .data import TextureRecord, hue_shift_augment, hue_target_augment, load_textures, tone_augment
 from .palette import Palette
@@ -37,18 +38,24 @@ class CaptionBank:
     """Every caption variant of every record, tokenized once, so a training step only indexes tensors.
 
     English and Chinese variants are kept apart so a step can pick Chinese with probability ``zh_prob``.
+    ``extra``, when given, adds captions of a record to its template variants (a LoRA's new words).
     """
 
-    def __init__(self, records: list[TextureRecord], tokenize, generic: bool = False, kind_marked: bool = False):
+    def __init__(self, records: list[TextureRecord], tokenize, generic: bool = False, kind_marked: bool = False,
+                 colorless: bool = False, extra: Callable[[TextureRecord], list[str]] | None = None):
         english, chinese = [], []
         shared = names_of_both_kinds((r.name, r.kind) for r in records) if kind_marked else frozenset()
         for rec in records:
             variants = caption_variants(rec.name, rec.color, rec.kind, pixels=rec.pixels) or [rec.caption]
             if generic:
                 variants += generic_variants(rec.name, rec.color, rec.kind)
+            if colorless and not rec.recolored:  # the texture in its own colours
+                variants += colorless_variants(rec.name, rec.kind)
             if rec.name in shared:
                 variants = kind_marked_variants(variants, rec.kind)
             variants = with_style(variants, rec.style)  # extra sources: "..., silk icon style"
+            if extra is not None:
+                variants = list(dict.fromkeys(variants + extra(rec)))
             english.append([v for v in variants if not _is_chinese(v)] or [rec.caption])
             chinese.append([v for v in variants if _is_chinese(v)])
         width = max(len(en) + len(zh) for en, zh in zip(english, chinese))

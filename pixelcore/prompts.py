@@ -70,7 +70,7 @@ class PromptReading:
     """What :func:`read_prompt` made of a prompt."""
 
     original: str
-    text: str  # normalised text for the tokenizer; "" when nothing with content is left
+    text: str  # the prompt normalised, in its own language; "" when nothing with content is left
     words: tuple[Word, ...]
     unknown: tuple[str, ...]  # unknown words, each once, in order of appearance
     colors: tuple[str, ...]  # colour words named, as words of colors.COLOR_NAMES
@@ -78,6 +78,9 @@ class PromptReading:
     shape: str | None  # the item class the head noun names (pixelcore.shapes.SHAPE_CLASSES), if any
     language: str  # "en", "zh", "mixed" or "" (no words)
     truncated: bool = False
+    # What the builtin encoder tokenizes: ``text`` for English; for Chinese (and mixed) prompts, the English
+    # caption words its known words stand for (see ``_as_english``).
+    model_text: str = ""
 
     @property
     def known(self) -> tuple[str, ...]:
@@ -372,17 +375,55 @@ def read_prompt(prompt: str) -> PromptReading:
     han = any(_is_han(w.text) for w in content)
     latin = any(w.text[:1].isascii() and w.text[:1].isalnum() for w in content)
     language = "mixed" if han and latin else "zh" if han else "en" if latin else ""
-    return PromptReading(prompt, text, tuple(words), unknown, colors, kind, shape, language, truncated)
+    model_text = text
+    if language in ("zh", "mixed") and text:
+        english = _as_english(kept)  # read again as English, so it meets an English prompt's reading
+        model_text = read_prompt(english).text if english else text
+    return PromptReading(prompt, text, tuple(words), unknown, colors, kind, shape, language, truncated, model_text)
+
+
+# Chinese words that join two words of a description ("蓝色和棕色的剑": a blue and brown sword).
+_ZH_AND = frozenset({"和", "与", "跟", "及"})
+
+
+def _as_english(words: list[Word]) -> str:
+    """A Chinese (or mixed) prompt as the English caption words its known words stand for, in its order:
+    一把青色的铲子 -> "cyan shovel", 剑，绿色 -> "sword, green", 带红色矿石的石头 -> "stone with red ore".
+
+    The builtin model learnt its words from captions written in both languages for every texture, and it draws
+    the English ones more faithfully (research/reports/PROMPT_READER.md): read this way, a Chinese prompt and its
+    English twin reach the same text. Measure words, 的 and other grammar go; Chinese words the vocabulary does
+    not know are left out (they are reported); Latin words stay as read, so "一个红色的disc" is "red disc".
+    """
+    out: list[str] = []
+    for word in words:
+        if word.category == "space":
+            continue
+        if word.category == "punct":
+            if word.text in ",，、;；" and out and out[-1] != ",":
+                out.append(",")
+            continue
+        if not _is_han(word.text):
+            out.append(word.normalized or word.text)
+        elif word.text in _ZH_AND and out and out[-1] not in (",", "and"):
+            out.append("and")
+        elif word.concept and word.category not in ("measure", "grammar", "filler", "unknown"):
+            out.append(word.concept)
+    while out and out[-1] in (",", "and"):
+        out.pop()
+    if len(out) > 2 and out[0] == "with":  # 带红色矿石的石头: a with-phrase before its noun goes after it
+        out = [out[-1], *out[:-1]]
+    return re.sub(r" ,", ",", " ".join(out)).strip(" ,")
 
 
 def normalize_prompt(prompt: str) -> str:
     """The text the builtin text encoder tokenizes for ``prompt`` ("" when only filler is left)."""
-    return _normalize_short(prompt) if len(prompt) <= 200 else read_prompt(prompt).text
+    return _normalize_short(prompt) if len(prompt) <= 200 else read_prompt(prompt).model_text
 
 
 @lru_cache(maxsize=1 << 16)  # training captions are read once per record and variant: most repeat
 def _normalize_short(prompt: str) -> str:
-    return read_prompt(prompt).text
+    return read_prompt(prompt).model_text
 
 
 def unknown_words_message(reading: PromptReading, limit: int = 12) -> str:
@@ -397,7 +438,9 @@ def unknown_words_message(reading: PromptReading, limit: int = 12) -> str:
         return ""
     shown = ", ".join(reading.unknown[:limit])
     more = f" and {len(reading.unknown) - limit} more" if len(reading.unknown) > limit else ""
-    return f"unknown words, not learned by the model: {shown}{more}"
+    left_out = reading.model_text != reading.text and any(_is_han(w) for w in reading.unknown)
+    return (f"unknown words, not learned by the model: {shown}{more}"
+            + (" (the Chinese ones are left out of what the model reads)" if left_out else ""))
 
 
 def empty_prompt_message(reading: PromptReading, what: str = "prompt") -> str:

@@ -60,6 +60,43 @@ def check_prompts(prompts: str | list[str], what: str = "prompt") -> list[str]:
     return checked
 
 
+def word_pattern(word: str) -> re.Pattern:
+    """Finds ``word`` case-insensitively where no ASCII letter or digit continues it on either side, so
+    "disc" matches in "a red disc" and "一个红色的disc" but not in "discount"."""
+    before = r"(?<![a-z0-9])" if word[:1].isascii() and word[:1].isalnum() else ""
+    after = r"(?![a-z0-9])" if word[-1:].isascii() and word[-1:].isalnum() else ""
+    return re.compile(before + re.escape(word) + after, re.IGNORECASE)
+
+
+def tokenize_with_words(tokenizer, prompts: list[str], words: dict[str, list[int]]) -> torch.Tensor:
+    """Token ids (B, context) as ``tokenizer(prompts)`` gives them, except that each occurrence of a new word
+    becomes its own ids (rows reserved for it) instead of the pieces the BPE would split it into.
+
+    The text around a word is encoded piece by piece with the same BPE, so a prompt without a new word gets
+    exactly the ids the plain tokenizer gives.
+    """
+    if not words:
+        return tokenizer(prompts)
+    pattern = re.compile("|".join(f"(?:{word_pattern(w).pattern})" for w in sorted(words, key=len, reverse=True)),
+                         re.IGNORECASE)
+    lookup = {w.lower(): ids for w, ids in words.items()}
+    context = tokenizer.context_length
+    out = tokenizer(prompts)
+    for row, prompt in enumerate(prompts):
+        if not pattern.search(prompt):
+            continue
+        ids, start = [tokenizer.sot_token_id], 0
+        for match in pattern.finditer(prompt):
+            ids += tokenizer.encode(prompt[start:match.start()]) + lookup[match.group(0).lower()]
+            start = match.end()
+        ids += tokenizer.encode(prompt[start:]) + [tokenizer.eot_token_id]
+        if len(ids) > context:  # cut as the tokenizer cuts: the end-of-text id stays last
+            ids = ids[:context - 1] + [tokenizer.eot_token_id]
+        out[row] = 0
+        out[row, :len(ids)] = torch.tensor(ids)
+    return out
+
+
 class BuiltinTextEncoder(nn.Module):
     """A small open_clip ``TextTransformer`` trained from scratch with the image model."""
 
@@ -74,12 +111,17 @@ class BuiltinTextEncoder(nn.Module):
             layers=layers, output_dim=width, output_tokens=True,
         )
         self.out_dim = width
+        # Learned words of applied adapters (pixelcore.lora): word -> the vocabulary rows that hold its vectors.
+        self.new_words: dict[str, list[int]] = {}
 
     def tokenize(self, prompts: list[str]) -> torch.Tensor:
         # The encoder is trained from scratch on captions with one word per colour and thing: prompts and captions
         # both go through the prompt reader's normaliser ("golden" -> "gold", 铲子 -> 锹, filler dropped). A text
         # that is nothing but filler is kept as typed rather than tokenized as empty.
-        return self.tokenizer([normalize_prompt(p) or p for p in prompts])
+        prompts = [normalize_prompt(p) or p for p in prompts]
+        if not self.new_words:
+            return self.tokenizer(prompts)
+        return tokenize_with_words(self.tokenizer, prompts, self.new_words)
 
     def forward(self, token_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         pooled, tokens = self.transformer(token_ids)  # (B, W), (B, T, W)

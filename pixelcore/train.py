@@ -119,6 +119,7 @@ def train(config: TrainConfig) -> Path:
         log.info("model: %.2fM parameters (%.2fM trainable), device %s, world size %d",
                  model.num_params() / 1e6, model.num_params(True) / 1e6, device, world)
     captions = CaptionBank(data.records, model.text_encoder.tokenize, generic=config.generic_captions,
+                           colorless=config.colorless_captions,
                            kind_marked=config.kind_captions)
     draw_weights = record_weights(data.records, config.kind_pair_boost, data.extra, config.extra_weight)
     all_tokens = data.tokens.to(device)

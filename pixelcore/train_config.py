@@ -38,6 +38,9 @@ class TrainConfig:
     hue_shifts: tuple[float, ...] = (60.0, 120.0, 180.0, 240.0, 300.0)
     hue_targets: bool = False  # colour-balanced copies (one per colour word) instead of the fixed hue_shifts
     generic_captions: bool = False  # also caption "red diamond sword" as "a red sword" (captions.generic_variants)
+    # Original textures (not their colour copies) also get captions naming no colour ("a steel axe"), so a prompt
+    # that names none draws the texture's own colours (captions.colorless_variants).
+    colorless_captions: bool = False
     # Names found as both item and block (leaves with holes, opaque leaves): their blocks' captions always say
     # "block" (captions.kind_marked_variants), and such records are drawn kind_pair_boost times as often.
     kind_captions: bool = False

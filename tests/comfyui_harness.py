@@ -2,7 +2,8 @@
 
 ComfyUI is looked for in ``.comfy/ComfyUI`` (made by scripts/install_comfyui.sh) or in $PIXELCORE_COMFYUI_DIR.
 The pack is loaded through an extra_model_paths.yaml whose ``custom_nodes:`` folder holds a symlink to this
-repository, and the same yaml registers the test's model folder under the key ``pixelcore:``.
+repository, and the same yaml registers the test's model folder under the key ``pixelcore:`` (and its adapter
+folder under ``pixelcore_lora:``).
 """
 
 import io
@@ -28,6 +29,9 @@ READY_NODE = "PixelCore_LoadPixelModel"
 # Model files the session server's model folder holds (see conftest.server).
 TINY = "pixelcore_tiny_test.safetensors"
 CORRUPT = "corrupt_test.safetensors"
+TINY_LORA = "pixelcore_tiny_test_lora.safetensors"  # an adapter for TINY, in the session server's adapter folder
+FOREIGN_LORA = "foreign_test_lora.safetensors"  # an adapter made for another model
+EXAMPLE_LORA = "folder.safetensors"  # the adapter the LoRA template names: one for the shipped model
 
 
 def comfyui_installed() -> bool:
@@ -43,8 +47,9 @@ def _free_port() -> int:
 class ComfyServer:
     """One ComfyUI process on 127.0.0.1 with its own output/temp/user folders under ``workdir``."""
 
-    def __init__(self, workdir: Path, model_dir: Path, boot_timeout: float = 120.0):
+    def __init__(self, workdir: Path, model_dir: Path, boot_timeout: float = 120.0, lora_dir: Path | None = None):
         self.workdir, self.model_dir, self.boot_timeout = Path(workdir), Path(model_dir), boot_timeout
+        self.lora_dir = Path(lora_dir) if lora_dir else self.workdir / "models_pixelcore_lora"
         self.output_dir = self.workdir / "output"
         self.log_path = self.workdir / "comfyui.log"
         self.port = None
@@ -55,12 +60,13 @@ class ComfyServer:
     def start(self) -> "ComfyServer":
         nodes_dir = self.workdir / "custom_nodes"
         for folder in (nodes_dir, self.output_dir, self.workdir / "temp", self.workdir / "input",
-                       self.workdir / "user", self.model_dir):
+                       self.workdir / "user", self.model_dir, self.lora_dir):
             folder.mkdir(parents=True, exist_ok=True)
         (nodes_dir / PACK_LINK_NAME).symlink_to(ROOT, target_is_directory=True)
         config = self.workdir / "extra_model_paths.yaml"
         config.write_text(f"pixelcore_tests:\n  custom_nodes: {json.dumps(str(nodes_dir))}\n"
-                          f"  pixelcore: {json.dumps(str(self.model_dir))}\n", encoding="utf-8")
+                          f"  pixelcore: {json.dumps(str(self.model_dir))}\n"
+                          f"  pixelcore_lora: {json.dumps(str(self.lora_dir))}\n", encoding="utf-8")
         self.port = _free_port()
         command = [sys.executable, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(self.port),
                    "--extra-model-paths-config", str(config), "--database-url", "sqlite:///:memory:",

@@ -10,8 +10,8 @@ import pytest
 import torch
 from PIL import Image
 
-from comfyui_harness import CORRUPT, TINY, ComfyServer, comfyui_installed
-from pixelcore.checkpoint import save_model
+from comfyui_harness import CORRUPT, EXAMPLE_LORA, FOREIGN_LORA, TINY, TINY_LORA, ComfyServer, comfyui_installed
+from pixelcore.checkpoint import default_model_path, load_model, save_model
 from pixelcore.model import PixelConfig, PixelModel
 from pixelcore.palette import Palette
 
@@ -100,6 +100,18 @@ def texture_dir(tmp_path_factory) -> Path:
     return root
 
 
+def _test_adapter(model: PixelModel, seed: int):
+    """A LoRA adapter for ``model`` with random factors large enough to change its samples, and the word "disc"."""
+    from pixelcore.lora import Adapter, LoraConfig
+
+    adapter = Adapter.create(model, LoraConfig(rank=2, alpha=2.0, words=("disc",)))
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for pair in adapter.pairs:
+            pair.up.copy_(torch.randn(pair.up.shape, generator=gen) * 3)
+    return adapter
+
+
 @pytest.fixture(scope="session")
 def server(tmp_path_factory):
     """One real ComfyUI server for every integration test file, with a tiny model and a corrupt file."""
@@ -111,10 +123,20 @@ def server(tmp_path_factory):
     torch.manual_seed(0)
     palette = Palette.from_colors(np.array([[200, 30, 30], [30, 30, 200], [30, 200, 30], [240, 240, 60]],
                                            np.uint8))
-    save_model(PixelModel(PixelConfig.tiny(), palette), models / TINY)
+    tiny = PixelModel(PixelConfig.tiny(), palette)
+    save_model(tiny, models / TINY)
     (models / CORRUPT).write_bytes(b"this is not a safetensors file")
     (models / "readme.txt").write_text("not a model")
-    comfy = ComfyServer(workdir, models)
+    loras = workdir / "models_pixelcore_lora"
+    loras.mkdir()
+    _test_adapter(tiny, seed=0).save(loras / TINY_LORA)
+    torch.manual_seed(1)
+    _test_adapter(PixelModel(PixelConfig.tiny(), palette), seed=1).save(loras / FOREIGN_LORA)
+    if default_model_path().is_file():  # the LoRA template runs as shipped, on the built-in model
+        from pixelcore.lora import Adapter, LoraConfig
+
+        Adapter.create(load_model(default_model_path()), LoraConfig(words=("folder",))).save(loras / EXAMPLE_LORA)
+    comfy = ComfyServer(workdir, models, lora_dir=loras)
     comfy.start()
     try:
         yield comfy

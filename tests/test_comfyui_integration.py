@@ -12,7 +12,7 @@ import os
 import numpy as np
 import pytest
 
-from comfyui_harness import CORRUPT, ROOT, TINY, comfyui_installed, execution_error
+from comfyui_harness import CORRUPT, ROOT, TINY, TINY_LORA, comfyui_installed, execution_error
 from pixelcore.checkpoint import default_model_path
 
 pytestmark = [
@@ -33,6 +33,9 @@ def workflow(name, model=TINY, **changes):
     """The API twin of example_workflows/<name>.json with the model swapped; changes are {node_id: {input: value}}."""
     graph = json.loads((ROOT / "tests" / "workflows_api" / f"{name}.json").read_text(encoding="utf-8"))
     graph[LOAD]["inputs"]["model_name"] = model
+    for node in graph.values():  # an adapter made for the test's tiny model
+        if node["class_type"] == "PixelCore_LoadLoRA":
+            node["inputs"]["lora_name"] = TINY_LORA
     for node_id, inputs in changes.items():
         graph[node_id]["inputs"].update(inputs)
     return graph

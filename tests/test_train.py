@@ -309,3 +309,18 @@ def test_a_timed_out_run_ends_a_full_bar_then_logs_once(tmp_path, texture_dir, c
     assert any(m.startswith("stopping at step 1:") for m in messages)
     bar = capsys.readouterr().err.rsplit("\r", 1)[-1]
     assert "1/1 " in bar and "20000" not in bar  # the bar ended full at the step the time limit ended it
+
+
+def test_only_original_textures_get_captions_without_a_colour(texture_dir):
+    from pixelcore.data import hue_shift_augment, load_textures
+    from pixelcore.dataset import CaptionBank
+
+    records, _ = load_textures(texture_dir)
+    sword = next(r for r in records if r.name == "diamond sword")
+    copies = [r for r in hue_shift_augment([sword], (120.0,)) if r.recolored]
+    assert copies and copies[0].color != sword.color
+    for record, expect in ((sword, True), (copies[0], False)):
+        seen = []
+        CaptionBank([record], lambda captions: seen.extend(captions) or torch.zeros(len(captions), 4),
+                    colorless=True)
+        assert ("a diamond sword" in seen) == expect, (record.color, seen)
