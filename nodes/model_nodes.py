@@ -12,9 +12,8 @@ from .paths import model_names, model_path
 
 
 class LoadPixelModel:
-    DESCRIPTION = ("Loads a PixelCore model (.safetensors) from models/pixelcore. The built-in models that "
-                   "ship with the pack are listed first: the default, and the fast one distilled from it (a few "
-                   "times faster, a little less detail).")
+    DESCRIPTION = ("Loads a PixelCore model (.safetensors) from models/pixelcore. The built-in model that "
+                   "ships with the pack is always listed.")
     CATEGORY = "PixelCore/loaders"
     RETURN_TYPES = (MODEL,)
     RETURN_NAMES = ("model",)

@@ -5,14 +5,12 @@ import os
 
 import folder_paths
 
-from pixelcore.checkpoint import builtin_model_path
+from pixelcore.checkpoint import default_model_path
 
 FOLDER = "pixelcore"
 EXTENSIONS = {".safetensors"}
-# The shipped models are listed under these names whether or not a file of the same name sits in
-# models/pixelcore: the default, and the fast model distilled from it (listed when installed).
+# The shipped model is listed under this name whether or not a file of the same name sits in models/pixelcore.
 BUILTIN_NAME = "pixelcore_default.safetensors (built-in)"
-BUILTIN_NAMES = {BUILTIN_NAME: "default", "pixelcore_fast.safetensors (built-in, fast)": "fast"}
 
 log = logging.getLogger(__name__)
 
@@ -35,10 +33,8 @@ def register_model_folder() -> None:
 
 
 def model_names() -> list[str]:
-    """The dropdown: the built-in models first, then every .safetensors in the registered folders."""
-    builtin = [label for label, name in BUILTIN_NAMES.items()
-               if name == "default" or builtin_model_path(name).is_file()]
-    return builtin + folder_paths.get_filename_list(FOLDER)
+    """The dropdown: the built-in model first, then every .safetensors in the registered folders."""
+    return [BUILTIN_NAME] + folder_paths.get_filename_list(FOLDER)
 
 
 def model_path(name: str) -> str:
@@ -47,8 +43,8 @@ def model_path(name: str) -> str:
     Raises:
         FileNotFoundError: with a message that says where models go.
     """
-    if name in BUILTIN_NAMES:
-        path = builtin_model_path(BUILTIN_NAMES[name])
+    if name == BUILTIN_NAME:
+        path = default_model_path()
         if not path.is_file():
             raise FileNotFoundError(
                 f"The built-in PixelCore model is missing ({path}). Reinstall the PixelCore pack, or put a "

@@ -1,5 +1,5 @@
-"""Speed benchmark: the sampler as the previous release ran it, the default path and the fast model, side by
-side; then prompt encoding and a training step. Prints numbers; not a test.
+"""Speed benchmark: the sampler as the previous release ran it beside today's defaults (and other models, with
+``--compare``); then prompt encoding and a training step. Prints numbers; not a test.
 
 A shared machine's speed drifts from minute to minute, so the settings are timed interleaved (one call of
 each, then the next repeat), and each cell is the median of the repeats with their range. The load average
@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from .accel import cpu_has_native_bf16, int8_engine, resolve_engine, resolve_precision
-from .checkpoint import builtin_model_path, load_model, resolve_model_path
+from .checkpoint import load_model, resolve_model_path
 from .losses import LossConfig, maskgit_loss, palette_features, token_weights
 from .model import MaskedTokenModel, PixelModel
 from .sampling import SamplerConfig, encode_prompt, sample
@@ -29,7 +29,7 @@ from .schedule import mask_batch
 log = logging.getLogger(__name__)
 
 PROMPT = "a blue diamond sword"
-# How the shipped model was sampled before the fast path (release 0.1): 10 rounds, fp32, eager.
+# How the shipped model was sampled up to release 0.3: 10 rounds, fp32, eager.
 BEFORE = SamplerConfig(steps=10, precision="fp32", engine="eager")
 CPU_BATCHES = (1, 32)
 # A GPU needs large batches to fill; MAX_BATCH (256) is the most one ``sample`` call takes.
@@ -193,10 +193,10 @@ def training_step_seconds(model: PixelModel, device: torch.device) -> float:
 
 def run_benchmarks(model_path: str | None, device: torch.device, config: SamplerConfig | None = None,
                    threads: int = 0, repeats: int = 5, batches: tuple[int, ...] | None = None,
-                   train_step: bool = True) -> dict:
+                   train_step: bool = True, compare: tuple[str, ...] = ()) -> dict:
     """Times the model at ``model_path`` (default: the shipped one) as the previous release sampled it
-    (``BEFORE``) and with the sampler settings ``config`` (the shipped defaults when None), and the fast model
-    (when it is installed and no other model was named) with the same settings; prints and returns numbers."""
+    (``BEFORE``) and with the sampler settings ``config`` (the shipped defaults when None), and each model of
+    ``compare`` with ``config`` too, all interleaved; prints and returns numbers."""
     config = (config or SamplerConfig()).validate()
     if threads:
         torch.set_num_threads(threads)
@@ -205,9 +205,8 @@ def run_benchmarks(model_path: str | None, device: torch.device, config: Sampler
     settings = [Setting("before", model, path.name, replace(config, steps=BEFORE.steps, precision=BEFORE.precision,
                                                             engine=BEFORE.engine)),
                 Setting("default", model, path.name, config)]
-    fast_path = builtin_model_path("fast")
-    if model_path in (None, "default") and fast_path.is_file():
-        settings.append(Setting("fast", load_model(fast_path, device=device), fast_path.name, config))
+    for other in map(Path, compare):
+        settings.append(Setting(other.stem, load_model(other, device=device), other.name, config))
     batches = batches or (CUDA_BATCHES if device.type == "cuda" else CPU_BATCHES)
     results = sampling_table(settings, device, tuple(batches), repeats)
     results["prompt_encode_ms"] = round(timed(lambda: encode_prompt(model, PROMPT), 10, device) * 1000, 2)

@@ -29,8 +29,7 @@ log = logging.getLogger("pixelcore")
 SAMPLER = SamplerConfig()  # the defaults every flag below shows
 MAX_SEED = 2**64 - 1
 MAX_NAME_BYTES = 255  # the longest file name common file systems take
-MODEL_HELP = ("a .safetensors model, or a shipped one: 'default' (the default) or 'fast' (distilled: a few "
-              "times faster, docs/SPEED.md)")
+MODEL_HELP = "a .safetensors model (default: the shipped model, also named 'default')"
 
 
 # --- shared flags ------------------------------------------------------------------------------------------
@@ -294,7 +293,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     config = sampler_config(args)
     run_benchmarks(args.model, _device(args.device), config, args.threads, repeats=args.repeats,
-                   batches=tuple(args.batches) if args.batches else None, train_step=not args.no_train)
+                   batches=tuple(args.batches) if args.batches else None, train_step=not args.no_train,
+                   compare=tuple(args.compare))
     return 0
 
 
@@ -457,14 +457,15 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--dtype", choices=_DTYPES, default="fp16", help="float type of the weights")
     a.set_defaults(func=cmd_average)
 
-    s = sub.add_parser("bench", help="print sampling speed (as before, the default path, the fast model) and "
-                                     "training speed", formatter_class=defaults)
-    s.add_argument("--model", help=f"{MODEL_HELP}; with another model than the default, the fast model's row is "
-                                   "left out")
+    s = sub.add_parser("bench", help="print sampling speed (the previous release's sampler beside "
+                                     "today's) and training speed", formatter_class=defaults)
+    s.add_argument("--model", help=MODEL_HELP)
     s.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
     s.add_argument("--repeats", type=int, default=5, help="interleaved timed runs per setting and batch")
     s.add_argument("--batches", type=int, nargs="+", help=f"batch sizes to time (default: 1 32 on the CPU, "
                                                           f"1 32 128 256 on CUDA; at most {MAX_BATCH})")
+    s.add_argument("--compare", nargs="+", default=[], metavar="MODEL",
+                   help="other .safetensors models to time with the same settings, interleaved")
     s.add_argument("--no-train", dest="no_train", action="store_true", help="skip the training-step timing")
     s.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps")
     add_sampler_args(s)

@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
                                       "(<out>/steps.json)")
     _add_config_args(st)
     st.add_argument("--steps", type=int, nargs="+", required=True, help="step counts (MaskGIT rounds, Euler steps)")
-    d = sub.add_parser("distill", help="distil the fast model from the default model's samples")
+    d = sub.add_parser("distill", help="distil a shallower model from the default one (measured, not shipped)")
     dd = DistillConfig()
     d.add_argument("--data", default=dd.data, help="the teacher's training set (its captions are drawn from it)")
     d.add_argument("--out", default=dd.out, help="teacher_samples.safetensors and model.safetensors go here")

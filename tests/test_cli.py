@@ -243,12 +243,13 @@ def test_bench_prints_the_previous_release_and_the_default_side_by_side(saved_ti
     """bench times the sampler its flags describe beside the previous release's (10 rounds, fp32), interleaved,
     and prints the settings and the machine's load beside the numbers."""
     assert main(["bench", "--model", str(saved_tiny_model), "--steps", "3", "--guidance-schedule", "constant",
-                 "--precision", "int8", "--repeats", "2", "--batches", "1", "4", "--no-train"]) == 0
+                 "--precision", "int8", "--repeats", "2", "--batches", "1", "4", "--no-train",
+                 "--compare", str(saved_tiny_model)]) == 0
     printed = capsys.readouterr().out
     assert "default: model tiny.safetensors, steps 3, cfg 1.5, guidance_schedule constant" in printed
     assert "before: model tiny.safetensors, steps 10" in printed and "precision fp32 (fp32)" in printed
     assert "batch 1" in printed and "batch 4" in printed and "load average" in printed and "threads" in printed
-    assert "fast:" not in printed  # another model than the default: no fast row
+    assert "tiny: model tiny.safetensors, steps 3" in printed  # --compare: another model, the same settings
 
 
 def test_every_sampling_command_defaults_to_the_sampler_config():

@@ -16,7 +16,7 @@ import pytest
 import torch
 from PIL import Image
 
-from pixelcore.checkpoint import builtin_model_path, save_model
+from pixelcore.checkpoint import save_model
 from pixelcore.model import PixelConfig, PixelModel
 from pixelcore.palette import Palette
 
@@ -221,8 +221,7 @@ def test_model_dropdown_lists_builtin_and_only_safetensors(pack):
     (pack.models / "notes.txt").write_text("not a model")
     (pack.models / "old.ckpt").write_bytes(b"x")
     names = pack.nodes["PixelCore_LoadPixelModel"].INPUT_TYPES()["required"]["model_name"][0]
-    fast = ["pixelcore_fast.safetensors (built-in, fast)"] if builtin_model_path("fast").is_file() else []
-    assert names == ["pixelcore_default.safetensors (built-in)", *fast, TINY]
+    assert names == ["pixelcore_default.safetensors (built-in)", TINY]
 
 
 def test_model_name_cannot_escape_the_model_folder(pack):
@@ -346,6 +345,9 @@ def test_ui_workflow_and_api_twin_agree(pack, name):
         if node["type"] in CORE_NODES_WITHOUT_WIDGETS:
             assert node["widgets_values"] == [] and linked == twin["inputs"]
             continue
+        cls = pack.nodes[node["type"]]  # every output the node has, as the frontend draws it
+        assert [(o["name"], o["type"]) for o in node.get("outputs", [])] == list(zip(
+            getattr(cls, "RETURN_NAMES", cls.RETURN_TYPES), cls.RETURN_TYPES)), (node["type"], node["id"])
         names = _widget_names(node["type"], pack.nodes)
         assert len(names) == len(node["widgets_values"])
         widgets = {n: v for n, v in zip(names, node["widgets_values"]) if n is not None}
