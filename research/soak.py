@@ -3,13 +3,14 @@ interrupts, every accepted prompt followed to its end, the server's memory sampl
 
     python -m research.soak --prompts 1000 --out runs/soak
 
-It starts ComfyUI with this pack (``ComfyServer`` of tests/comfyui_harness.py) and a model folder that holds a
-tiny random model and a corrupt file, then queues prompts in waves (``--wave`` at a time, then waits for the
-queue to drain). In every block of 20 prompts, 15 are good graphs (the test workflows with random seeds, batch
-sizes and settings, prompts in English, Chinese and odd Unicode, the editing graphs), 3 are refused at
-validation (a missing input, a value out of range or of the wrong type, an unknown schedule or model, an empty
-prompt) and 2 fail at run time (the corrupt model, a mask of the wrong size, a lone surrogate in the prompt,
-a NaN setting). While a wave runs, ``POST /interrupt`` is sent at random moments (``--interrupt-rate`` per
+It starts ComfyUI with this pack (``ComfyServer`` of tests/comfyui_harness.py), a model folder that holds a
+tiny random model and a corrupt file, and an adapter folder with a LoRA for that model and one made for another,
+then queues prompts in waves (``--wave`` at a time, then waits for the queue to drain). In every block of 20
+prompts, 15 are good graphs (the test workflows with random seeds, batch sizes, settings and LoRA strengths,
+prompts in English, Chinese and odd Unicode, the editing graphs), 3 are refused at validation (a missing input,
+a value out of range or of the wrong type, an unknown schedule, model or adapter, an empty prompt) and 2 fail at
+run time (the corrupt model, a mask of the wrong size, the other model's adapter, a lone surrogate in the
+prompt, a NaN setting). While a wave runs, ``POST /interrupt`` is sent at random moments (``--interrupt-rate`` per
 prompt; half of them global, half naming a prompt of the wave).
 
 Every accepted prompt id is read back from ``/history`` once the queue is empty: success, error or
@@ -40,7 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT / "tests") not in sys.path:
     sys.path.insert(0, str(ROOT / "tests"))
 
-from comfyui_harness import CORRUPT, TINY, ComfyServer  # noqa: E402
+from comfyui_harness import CORRUPT, FOREIGN_LORA, TINY, TINY_LORA, ComfyServer  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -53,10 +54,14 @@ GOOD = {"prompt": ("Texture from a prompt", 6), "chinese": ("Texture from a Chin
         "odd_unicode": ("Texture from a prompt", 2), "batch": ("Four textures from one seed", 1),
         "inpaint": ("Repaint part of a texture", 1), "variations": ("Variations of a texture", 1),
         "palette_lock": ("Resample in the same colours", 1), "seamless": ("Seamless block tile", 1),
-        "recolor": ("Recolour into materials", 1)}
+        "recolor": ("Recolour into materials", 1), "lora": ("A new word from a LoRA adapter", 2)}
 REFUSED = {"missing_input": 3, "out_of_range": 3, "wrong_type": 1, "unknown_schedule": 1, "unknown_model": 1,
-           "empty_prompt": 1}
-FAILS = {"corrupt_model": 3, "bad_mask": 2, "broken_prompt": 1, "nan_setting": 1}
+           "unknown_lora": 1, "empty_prompt": 1}
+FAILS = {"corrupt_model": 3, "bad_mask": 2, "foreign_lora": 1, "broken_prompt": 1, "nan_setting": 1}
+# Kinds that need one graph: an inpaint mask, a LoRA loader.
+KIND_WORKFLOW = {"bad_mask": "Repaint part of a texture", "foreign_lora": GOOD["lora"][0],
+                 "unknown_lora": GOOD["lora"][0]}
+LORA = "PixelCore_LoadLoRA"
 WEIGHTS = {"good": {kind: weight for kind, (_, weight) in GOOD.items()}, "refused": REFUSED, "error": FAILS}
 EXPECTED = {**dict.fromkeys(GOOD, "success"), **dict.fromkeys(REFUSED, "refused"),
             **dict.fromkeys(FAILS, "error")}
@@ -74,6 +79,7 @@ BROKEN = ["\ud800 sword", "a red \udfff apple", "\udc80"]  # lone surrogates, wh
 EMPTY = ["", " ", "\n\t ", "\u3000", "\u00a0\u2003"]
 SCHEDULES = ["sometimes", "EARLY", "", "early ", "线性", "constant;linear", "none"]
 MODELS = ["missing.safetensors", "../" + TINY, "/etc/passwd", "", TINY.upper(), TINY + "\x00.txt"]
+LORAS = ["missing_lora.safetensors", "../models_pixelcore_lora/" + TINY_LORA, "../models/" + TINY, "/dev/zero"]
 
 
 class Cases:
@@ -100,19 +106,23 @@ class Cases:
         return kinds[:n]
 
     def graph(self, kind: str) -> dict:
-        if kind == "bad_mask":
-            name = "Repaint part of a texture"
+        if kind in KIND_WORKFLOW:
+            name = KIND_WORKFLOW[kind]
         else:
             name = GOOD[kind][0] if kind in GOOD else self.rng.choice(sorted(self.workflows))
         graph = copy.deepcopy(self.workflows[name])
         graph[LOAD]["inputs"]["model_name"] = TINY
+        for node in graph.values():  # the adapter made for the tiny model, at a random strength
+            if node["class_type"] == LORA:
+                node["inputs"].update(lora_name=TINY_LORA, strength=round(self.rng.uniform(-1.5, 2.0), 2))
         self._randomize(graph, kind)
         getattr(self, f"_{kind}", lambda g: None)(graph)
         return graph
 
     def _randomize(self, graph: dict, kind: str) -> None:
         rng = self.rng
-        pool = CHINESE if kind == "chinese" else ODD if kind == "odd_unicode" else ENGLISH
+        pool = {"chinese": CHINESE, "odd_unicode": ODD, "lora": ["a red disc", "a blue disc", "一个 disc"]}.get(
+            kind, ENGLISH)
         graph[ENCODE]["inputs"]["prompt"] = rng.choice(pool)
         graph[ENCODE]["inputs"]["negative"] = rng.choice(ENGLISH + CHINESE) if rng.random() < 0.2 else ""
         for node in graph.values():
@@ -159,6 +169,13 @@ class Cases:
     def _unknown_model(self, graph: dict) -> None:
         graph[LOAD]["inputs"]["model_name"] = self.rng.choice(MODELS)
 
+    def _unknown_lora(self, graph: dict) -> None:
+        self._lora(graph)["lora_name"] = self.rng.choice(LORAS)
+
+    @staticmethod
+    def _lora(graph: dict) -> dict:
+        return next(node["inputs"] for node in graph.values() if node["class_type"] == LORA)
+
     def _empty_prompt(self, graph: dict) -> None:
         graph[ENCODE]["inputs"]["prompt"] = self.rng.choice(EMPTY)
 
@@ -169,6 +186,9 @@ class Cases:
     def _bad_mask(self, graph: dict) -> None:
         width, height = self.rng.choice([(20, 20), (15, 15), (8, 8), (17, 17), (16, 32), (48, 16), (1, 1)])
         graph["9"] = {"class_type": "SolidMask", "inputs": {"value": 1.0, "width": width, "height": height}}
+
+    def _foreign_lora(self, graph: dict) -> None:  # made for another model of the same shapes
+        self._lora(graph).update(lora_name=FOREIGN_LORA, strength=1.0)
 
     def _broken_prompt(self, graph: dict) -> None:
         graph[ENCODE]["inputs"]["prompt"] = self.rng.choice(BROKEN)
@@ -408,21 +428,32 @@ def scan_log(text: str) -> dict:
             "model_loads": len(re.findall(r"^loaded \S+ \(", text, re.M))}
 
 
-def make_model_folder(folder: Path) -> Path:
-    """The tiny random model and the corrupt file of tests/conftest.py's server."""
+def make_model_folders(root: Path) -> tuple[Path, Path]:
+    """The model and adapter folders of tests/conftest.py's server: a tiny random model, a corrupt file, an adapter
+    for the model and one made for another model."""
     import numpy as np
     import torch
 
     from pixelcore.checkpoint import save_model
+    from pixelcore.lora import Adapter, LoraConfig
     from pixelcore.model import PixelConfig, PixelModel
     from pixelcore.palette import Palette
 
-    folder.mkdir(parents=True, exist_ok=True)
+    models, loras = root / "models", root / "loras"
+    models.mkdir(parents=True, exist_ok=True)
+    loras.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(0)
     palette = Palette.from_colors(np.array([[200, 30, 30], [30, 30, 200], [30, 200, 30], [240, 240, 60]], np.uint8))
-    save_model(PixelModel(PixelConfig.tiny(), palette), folder / TINY)
-    (folder / CORRUPT).write_bytes(b"this is not a safetensors file")
-    return folder
+    tiny = PixelModel(PixelConfig.tiny(), palette)
+    save_model(tiny, models / TINY)
+    (models / CORRUPT).write_bytes(b"this is not a safetensors file")
+    for model, name in ((tiny, TINY_LORA), (PixelModel(PixelConfig.tiny(), palette), FOREIGN_LORA)):
+        adapter = Adapter.create(model, LoraConfig(rank=2, alpha=2.0, words=("disc",)))
+        with torch.no_grad():
+            for pair in adapter.pairs:  # factors large enough to change the samples
+                pair.up.copy_(torch.randn(pair.up.shape) * 3)
+        adapter.save(loras / name)
+    return models, loras
 
 
 def plot_rss(samples: list[tuple[int, float, float]], interrupt_at: list[int], path: Path, note: str = "") -> None:
@@ -503,8 +534,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="pixelcore-soak-") as folder:
-        server = ComfyServer(Path(folder) / "comfyui", make_model_folder(Path(folder) / "models"),
-                             threads=args.threads)
+        models, loras = make_model_folders(Path(folder))
+        server = ComfyServer(Path(folder) / "comfyui", models, lora_dir=loras, threads=args.threads)
         server.start()
         try:
             report = Soak(server, args.seed, args.wave, args.interrupt_rate, args.rss_every,

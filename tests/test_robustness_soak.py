@@ -1,6 +1,6 @@
-"""A short run of the ComfyUI soak (research/soak.py) on the session's server, so the script keeps working.
+"""Short runs of the ComfyUI soak (research/soak.py) on the session's server, so the script keeps working.
 
-The full run (1,000 prompts, figures in docs/ROBUSTNESS.md) is ``python -m research.soak``.
+The full runs (figures in docs/ROBUSTNESS.md) are ``python -m research.soak``.
 """
 
 import os
@@ -28,3 +28,14 @@ def test_a_short_soak_loses_no_prompt_and_leaves_the_server_up(server):
     assert outcomes == {"success", "refused", "error"}
     assert report["refused_at_validation"] > 0 and report["failed_at_run_time"] > 0
     assert [n for n, _, _ in report["rss_samples"]] == [0, 10, 20, 20]
+
+
+def test_every_kind_of_the_stream_ends_as_its_kind_expects(server):
+    soak = Soak(server, seed=2, wave=len(EXPECTED), interrupt_rate=0, rss_every=100, settle=0)
+    ids = [pid for kind in EXPECTED if (pid := soak.submit(kind))]
+    soak.drain(ids)
+    soak.collect(ids)
+    assert sorted(soak.by_kind) == sorted(EXPECTED)
+    assert soak.unexpected == []
+    for kind, counts in soak.by_kind.items():
+        assert counts[EXPECTED[kind]] == 1, (kind, dict(counts))
