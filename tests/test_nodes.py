@@ -345,6 +345,9 @@ def test_ui_workflow_and_api_twin_agree(pack, name):
         if node["type"] in CORE_NODES_WITHOUT_WIDGETS:
             assert node["widgets_values"] == [] and linked == twin["inputs"]
             continue
+        cls = pack.nodes[node["type"]]  # every output the node has, as the frontend draws it
+        assert [(o["name"], o["type"]) for o in node.get("outputs", [])] == list(zip(
+            getattr(cls, "RETURN_NAMES", cls.RETURN_TYPES), cls.RETURN_TYPES)), (node["type"], node["id"])
         names = _widget_names(node["type"], pack.nodes)
         assert len(names) == len(node["widgets_values"])
         widgets = {n: v for n, v in zip(names, node["widgets_values"]) if n is not None}
