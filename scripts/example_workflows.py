@@ -1,14 +1,18 @@
 """Finishes the templates in example_workflows/ with the real ComfyUI frontend (headless Chromium).
 
-    PYTHONPATH=.:tests python scripts/example_workflows.py [--layout] [--screenshots docs/images] [NAME.json ...]
+    PYTHONPATH=.:tests python scripts/example_workflows.py [--layout] [--lora-dir DIR] [--screenshots docs/images]
+        [NAME.json ...]
 
-For every workflow it starts a ComfyUI server with this pack (tests/comfyui_harness.py), loads the workflow in the
-real frontend, queues it with the shipped default model, and writes ``<name>.jpg`` beside it from the textures
-the run saved (the template browser's thumbnail). With ``--layout`` it first measures the size each node needs
-as the frontend draws it (after a run, so nodes that show pictures have them), places the nodes in columns by
-their distance from the graph's inputs, each at least that large and none overlapping, and stores a view
-(``extra.ds``) that frames the graph in a 1600-pixel-wide window. ``--screenshots`` also takes the pictures of
-README.md and docs/COMFYUI_USAGE.md: a template after its run, a node's preview and the template browser.
+For every workflow it starts a ComfyUI server with this pack (tests/comfyui_harness.py), brings each node's
+output list up to date with the node as the server defines it (an output a node gained is added, unlinked),
+loads the workflow in the real frontend, queues it with the shipped default model, and writes ``<name>.jpg``
+beside it from the textures the run saved (the template browser's thumbnail). With ``--layout`` it first
+measures the size each node needs as the frontend draws it (after a run, so nodes that show pictures have them),
+places the nodes in columns by their distance from the graph's inputs, each at least that large and none
+overlapping, and stores a view (``extra.ds``) that frames the graph in a 1600-pixel-wide window. A workflow whose
+LoRA adapter is not in ``--lora-dir`` is not run: its outputs are brought up to date, its layout and thumbnail
+are kept. ``--screenshots`` also takes the pictures of README.md and docs/COMFYUI_USAGE.md: a template after its
+run, a node's preview and the template browser.
 
 Needs Debian's chromium and chromium-driver (apt-get) and selenium (pip), like tests/test_browser.py.
 """
@@ -42,6 +46,7 @@ MINIMAP = (1330, 590, 1600, 860)
 MAX_SCALE = 1.0
 MIN_SCALE = 0.6  # below about 0.57 the canvas draws nodes without their text
 THUMB = 512
+LORA = "PixelCore_LoadLoRA"
 # Nodes whose picture the frontend draws inside them: room for it, so a run does not grow them over others.
 # Room for a widget value people read (the model's name, the prompt).
 READABLE = {"PixelCore_LoadPixelModel": (340, 0), "PixelCore_EncodePrompt": (320, 170)}
@@ -136,6 +141,39 @@ def _overlap(a, b) -> bool:
     return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
 
 
+# --- outputs ------------------------------------------------------------------------------------------------
+
+def sync_outputs(workflow: dict, object_info: dict) -> bool:
+    """Gives each node the outputs its type has now (``/object_info``), in order, keeping the links of the ones it
+    had; True when something changed.
+
+    Raises:
+        ValueError: when a linked output is gone or has moved (its links name a slot: edit the workflow by hand).
+    """
+    changed = False
+    for node in workflow["nodes"]:
+        info = object_info[node["type"]]
+        had = {output["name"]: (slot, output) for slot, output in enumerate(node.get("outputs", []))}
+        outputs = []
+        for slot, (name, kind) in enumerate(zip(info["output_name"], info["output"])):
+            old_slot, output = had.pop(name, (slot, {"name": name, "type": kind, "links": None}))
+            if old_slot != slot and output.get("links"):
+                raise ValueError(f"{node['type']} #{node['id']}: the linked output '{name}' moved to slot {slot}")
+            outputs.append(output)
+        if any(output.get("links") for _, output in had.values()):
+            raise ValueError(f"{node['type']} #{node['id']}: linked outputs {sorted(had)} are gone")
+        if outputs != node.get("outputs", []):
+            node["outputs"], changed = outputs, True
+    return changed
+
+
+def missing_adapters(workflow: dict, object_info: dict) -> list[str]:
+    """The adapters a workflow's Load LoRA nodes name that the server does not list."""
+    listed = object_info[LORA]["input"]["required"]["lora_name"][0]
+    names = [node["widgets_values"][0] for node in workflow["nodes"] if node["type"] == LORA]
+    return [name for name in names if name not in listed]
+
+
 # --- thumbnails --------------------------------------------------------------------------------------------
 
 def thumbnail(textures: list[np.ndarray]) -> Image.Image:
@@ -185,14 +223,17 @@ def measured_needs(page: Page) -> dict[int, tuple[float, float]]:
     return {n["id"]: (max(n["needs"][0], n["title_width"] + TITLE_ROOM), n["needs"][1]) for n in page.nodes()}
 
 
-def finish(page: Page, path: Path, relayout: bool) -> None:
-    workflow = json.loads(path.read_text(encoding="utf-8"))
+def finish(page: Page, path: Path, workflow: dict, relayout: bool) -> None:
     entry = run_in_frontend(page, workflow)
     if relayout:
         workflow = layout(workflow, measured_needs(page))
-        path.write_text(json.dumps(workflow, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        save_workflow(path, workflow)
     thumbnail(saved_textures(page.server, entry)).save(path.with_suffix(".jpg"), quality=90)
     print(f"{path.name}: {len(workflow['nodes'])} nodes, view {workflow['extra']['ds']}")
+
+
+def save_workflow(path: Path, workflow: dict) -> None:
+    path.write_text(json.dumps(workflow, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 def screenshots(page: Page, out: Path) -> None:
@@ -227,12 +268,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("workflows", nargs="*", type=Path, help="default: every example_workflows/*.json")
     parser.add_argument("--layout", action="store_true", help="re-lay out the nodes and the view first")
+    parser.add_argument("--lora-dir", type=Path, metavar="DIR",
+                        help="the adapters the LoRA template names (folder.safetensors); without it that template "
+                             "keeps its thumbnail")
     parser.add_argument("--screenshots", type=Path, metavar="DIR", help="also take the README's pictures here")
     args = parser.parse_args()
     paths = args.workflows or sorted(FOLDER.glob("*.json"))
     with tempfile.TemporaryDirectory(prefix="pixelcore-templates-") as work:
-        server = ComfyServer(Path(work), Path(work) / "models").start()
+        server = ComfyServer(Path(work), Path(work) / "models", lora_dir=args.lora_dir).start()
         try:
+            object_info = server.get_json("/object_info")
             if args.screenshots:  # first: a node that is not an output shows its picture only on a fresh run
                 page = Page(server).open()
                 try:
@@ -240,9 +285,16 @@ def main() -> None:
                 finally:
                     page.close()
             for path in paths:
+                workflow = json.loads(path.read_text(encoding="utf-8"))
+                if sync_outputs(workflow, object_info):
+                    save_workflow(path, workflow)
+                    print(f"{path.name}: outputs brought up to date")
+                if missing := missing_adapters(workflow, object_info):
+                    print(f"{path.name}: not run, no adapter {missing} (--lora-dir): thumbnail and layout kept")
+                    continue
                 page = Page(server).open()  # a fresh page each time: one workflow tab, as a user opens it
                 try:
-                    finish(page, path, args.layout)
+                    finish(page, path, workflow, args.layout)
                 finally:
                     page.close()
         finally:

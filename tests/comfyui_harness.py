@@ -45,11 +45,16 @@ def _free_port() -> int:
 
 
 class ComfyServer:
-    """One ComfyUI process on 127.0.0.1 with its own output/temp/user folders under ``workdir``."""
+    """One ComfyUI process on 127.0.0.1 with its own output/temp/user folders under ``workdir``.
 
-    def __init__(self, workdir: Path, model_dir: Path, boot_timeout: float = 120.0, lora_dir: Path | None = None):
+    ``threads`` sets the server's OMP_NUM_THREADS (torch's intra-op threads); None keeps the environment's.
+    """
+
+    def __init__(self, workdir: Path, model_dir: Path, boot_timeout: float = 120.0, lora_dir: Path | None = None,
+                 threads: int | None = None):
         self.workdir, self.model_dir, self.boot_timeout = Path(workdir), Path(model_dir), boot_timeout
         self.lora_dir = Path(lora_dir) if lora_dir else self.workdir / "models_pixelcore_lora"
+        self.threads = threads
         self.output_dir = self.workdir / "output"
         self.log_path = self.workdir / "comfyui.log"
         self.port = None
@@ -75,6 +80,8 @@ class ComfyServer:
                    "--user-directory", str(self.workdir / "user"),
                    "--disable-api-nodes", "--log-stdout"]
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        if self.threads:
+            env["OMP_NUM_THREADS"] = str(self.threads)
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(command, cwd=COMFY_DIR, stdout=log, stderr=subprocess.STDOUT,
                                             stdin=subprocess.DEVNULL, env=env, start_new_session=True)

@@ -136,7 +136,7 @@ def server(tmp_path_factory):
         from pixelcore.lora import Adapter, LoraConfig
 
         Adapter.create(load_model(default_model_path()), LoraConfig(words=("folder",))).save(loras / EXAMPLE_LORA)
-    comfy = ComfyServer(workdir, models, lora_dir=loras)
+    comfy = ComfyServer(workdir, models, lora_dir=loras, threads=1)  # one torch thread, as at the top
     comfy.start()
     try:
         yield comfy
