@@ -58,7 +58,7 @@ class SamplerConfig:
 
     # Eight rounds (13 network passes with early guidance, against 16 at ten) keep the public-prompt adherence
     # of ten: colour 0.957 / 0.952 and kind 0.990 / 0.977 at 16 seeds on two seed sets, against 0.955 / 0.963
-    # and 0.990 / 0.979 (research/reports/SPEED.md); six rounds add visible speckle to block tiles.
+    # and 0.990 / 0.979 (docs/SPEED.md); six rounds add visible speckle to block tiles.
     steps: int = 8
     # Measured on the public prompts with the default model (docs/MODEL_CARD.md): guidance 1.5 and temperature
     # 0.7 give the best colour adherence with the least speckle; guidance 3 adds rare bright pixels.

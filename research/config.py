@@ -65,7 +65,7 @@ class ExperimentConfig:
     preset: str = ""  # "" = the mode's preset
     batch_size: int = 0  # 0 = the mode's default
     feature_steps: int = 0  # 0 = the mode's default
-    # MaskGIT's rounds: 10 in every published table (the shipped sampler draws 8 since research/reports/SPEED.md).
+    # MaskGIT's rounds: 10 in every published table (the shipped sampler draws 8 since docs/SPEED.md).
     sample_steps: int = 10
     # Both systems sample at the shipped guidance and at temperature 1, the network's own distribution: the
     # study compares networks, not sampler tunings. Temperature 0 = each one's own default (MaskGIT 0.7, AR

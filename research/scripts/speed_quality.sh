@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The quality side of research/reports/SPEED.md: the shipped model scored at each sampling setting the speed
+# The quality side of docs/SPEED.md: the shipped model scored at each sampling setting the speed
 # table times (the previous release's 10 fp32 rounds, the default 8 rounds in auto precision, fp32 and int8 at
 # 8 rounds, the distilled fast model), with research/scripts/evaluate_model.sh. One OUT/<setting>/ per setting.
 #
