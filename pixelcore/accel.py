@@ -122,8 +122,12 @@ def resolve_engine(engine: str, device: torch.device) -> str:
 
 
 def _weights_version(model: nn.Module) -> tuple:
-    """Changes when any parameter is replaced or updated in place (an optimizer step, ``load_state_dict``)."""
-    return tuple((p.data_ptr(), p._version) for p in model.parameters())
+    """Changes when any parameter is replaced or updated in place (an optimizer step, ``load_state_dict``).
+
+    Inference tensors (a model loaded under ``torch.inference_mode``, as ComfyUI runs its nodes) have no version
+    counter; outside inference mode they cannot be updated in place, so their storage stands for them.
+    """
+    return tuple((p.data_ptr(), 0 if p.is_inference() else p._version) for p in model.parameters())
 
 
 def _cache(model: PixelModel) -> dict:

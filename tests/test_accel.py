@@ -6,6 +6,7 @@ import torch
 
 from pixelcore import accel
 from pixelcore.accel import Decoder, quantized_int8, resolve_engine, resolve_precision
+from pixelcore.model import PixelModel
 from pixelcore.sampling import SamplerConfig, encode_prompt, sample
 
 from conftest import sensitize
@@ -78,6 +79,18 @@ def test_the_int8_copy_is_kept_until_the_weights_change(tiny_model):
     with torch.no_grad():
         model.head.bias.add_(1.0)
     assert quantized_int8(model) is not first
+
+
+def test_a_model_loaded_under_inference_mode_samples_at_every_precision(tiny_model):
+    """ComfyUI runs nodes under torch.inference_mode: a model loaded there has inference tensors, which have no
+    version counter for the accelerator cache to read."""
+    with torch.inference_mode():
+        model = PixelModel(tiny_model.config, tiny_model.palette).eval()
+        model.load_state_dict(tiny_model.state_dict())
+        assert next(model.parameters()).is_inference()
+        for precision in ("fp32", "bf16", "int8"):
+            tokens = _sample(model, precision=precision)
+            assert tokens.shape == (4, 16, 16) and torch.equal(tokens, _sample(model, precision=precision))
 
 
 def test_cuda_graphs_off_cuda_decode_eagerly(tiny_model):
