@@ -16,6 +16,7 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
+from .accel import ENGINES, PRECISIONS
 from .lora_cli import add_generate_args as add_lora_generate_args
 from .lora_cli import add_lora_parser, adapted_model
 from .lora_cli import check_generate_args as check_lora_args
@@ -28,6 +29,7 @@ log = logging.getLogger("pixelcore")
 SAMPLER = SamplerConfig()  # the defaults every flag below shows
 MAX_SEED = 2**64 - 1
 MAX_NAME_BYTES = 255  # the longest file name common file systems take
+MODEL_HELP = "a .safetensors model (default: the shipped model, also named 'default')"
 
 
 # --- shared flags ------------------------------------------------------------------------------------------
@@ -50,6 +52,11 @@ def add_sampler_args(parser: argparse.ArgumentParser, opaque: bool = False) -> N
     g.add_argument("--min-cutout", dest="min_cutout", type=float, default=SAMPLER.min_cutout,
                    help="a texture with fewer transparent pixels than this share is a block with stray holes: "
                         "they are drawn again, opaque (0 = keep them)")
+    g.add_argument("--precision", choices=PRECISIONS, default=SAMPLER.precision,
+                   help="number format of the network: auto = bf16 where the CPU or GPU has it natively, else "
+                        "fp32; int8 = quantised Linear layers (CPU)")
+    g.add_argument("--engine", choices=ENGINES, default=SAMPLER.engine,
+                   help="auto = CUDA graphs on a GPU, eager elsewhere; compile = torch.compile")
     if opaque:
         g.add_argument("--opaque", action="store_true",
                        help="never draw transparent pixels: a tile with no holes (for blocks)")
@@ -121,7 +128,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 def _generate(args, out: Path, prompt: str, negative: str, config: SamplerConfig, device) -> int:
     import torch
 
-    from .checkpoint import default_model_path, load_model
+    from .checkpoint import load_model, resolve_model_path
     from .colors import texture_kind
     from .files import atomic_write_set
     from .images import save_png, upscale_nearest
@@ -129,7 +136,7 @@ def _generate(args, out: Path, prompt: str, negative: str, config: SamplerConfig
     from .prompts import read_prompt, unknown_words_message
     from .sampling import encode_prompt, sample
 
-    model_path = Path(args.model) if args.model else default_model_path()
+    model_path = resolve_model_path(args.model)
     adapters = check_lora_args(args)
     model = adapted_model(load_model(model_path, device=device), adapters)
     model_name = model_path.name + "".join(f" + {path.name}@{strength:g}" for path, strength in adapters)
@@ -190,7 +197,7 @@ def _json_object(text: str, flag: str, known: set[str] | None = None) -> dict:
 def cmd_eval(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from .checkpoint import default_model_path, load_model
+    from .checkpoint import load_model, resolve_model_path
     from .data import hue_shift_augment, hue_target_augment, load_textures, tone_augment
     from .evaluate import (copy_references, evaluate, format_metrics, format_per_prompt, load_prompts,
                            model_generator)
@@ -198,7 +205,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     specs = load_prompts(args.prompts)
     config = sampler_config(args)
     device = _device(args.device)
-    model = load_model(args.model or default_model_path(), device=device)
+    model = load_model(resolve_model_path(args.model), device=device)
     training = None
     if args.train_data:
         records, _ = load_textures(args.train_data)
@@ -285,7 +292,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from .bench import run_benchmarks
 
     config = sampler_config(args)
-    run_benchmarks(args.model, _device(args.device), config, args.threads)
+    run_benchmarks(args.model, _device(args.device), config, args.threads, repeats=args.repeats,
+                   batches=tuple(args.batches) if args.batches else None, train_step=not args.no_train,
+                   compare=tuple(args.compare))
     return 0
 
 
@@ -371,7 +380,7 @@ def build_parser() -> argparse.ArgumentParser:
     g = sub.add_parser("generate", help="write a texture for a prompt", formatter_class=defaults)
     g.add_argument("prompt", help="what to draw, in English or Chinese, e.g. 'a blue diamond sword'")
     g.add_argument("-o", "--output", default="texture.png", help="output PNG (16x16 RGBA)")
-    g.add_argument("--model", help="a .safetensors model (default: the shipped model)")
+    g.add_argument("--model", help=MODEL_HELP)
     g.add_argument("--negative", default="", help="negative prompt: what to steer away from")
     g.add_argument("--seed", type=int, default=0, help="the same seed gives the same texture")
     g.add_argument("--n", type=int, default=1, help=f"number of textures, 1..{MAX_BATCH} (written as NAME_i.png)")
@@ -386,7 +395,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("eval", help="sample a prompt set and print quality metrics", formatter_class=defaults)
     e.add_argument("--prompts", required=True, help="JSON lines with prompt, optional color and kind")
-    e.add_argument("--model", help="a .safetensors model (default: the shipped model)")
+    e.add_argument("--model", help=MODEL_HELP)
     e.add_argument("--train-data", help="training textures, for the copy rate")
     e.add_argument("--out", default="runs/eval", help="folder for metrics.json, per_prompt.json, samples.png")
     e.add_argument("--seeds", type=int, default=4, help="samples per prompt")
@@ -448,9 +457,16 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--dtype", choices=_DTYPES, default="fp16", help="float type of the weights")
     a.set_defaults(func=cmd_average)
 
-    s = sub.add_parser("bench", help="print sampling and training speed", formatter_class=defaults)
-    s.add_argument("--model", help="default: the shipped model")
+    s = sub.add_parser("bench", help="print sampling speed (the previous release's sampler beside "
+                                     "today's) and training speed", formatter_class=defaults)
+    s.add_argument("--model", help=MODEL_HELP)
     s.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
+    s.add_argument("--repeats", type=int, default=5, help="interleaved timed runs per setting and batch")
+    s.add_argument("--batches", type=int, nargs="+", help=f"batch sizes to time (default: 1 32 on the CPU, "
+                                                          f"1 32 128 256 on CUDA; at most {MAX_BATCH})")
+    s.add_argument("--compare", nargs="+", default=[], metavar="MODEL",
+                   help="other .safetensors models to time with the same settings, interleaved")
+    s.add_argument("--no-train", dest="no_train", action="store_true", help="skip the training-step timing")
     s.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps")
     add_sampler_args(s)
     s.set_defaults(func=cmd_bench)

@@ -356,22 +356,34 @@ class PixelModel(nn.Module):
         return TextStates(keys_values, cond_mask)
 
     def decode(self, tokens: torch.Tensor, text: TextStates) -> torch.Tensor:
-        """Logits (B, G, G, V) for tokens (B, G, G) (mask token = ``vocab_size``) given the prompts' states."""
-        B, G, _ = tokens.shape
+        """Logits (k*B, G, G, V) for tokens (B, G, G) (mask token = ``vocab_size``) given the states of k*B
+        prompts: k = 2 decodes each grid under its prompt (rows 0..B-1) and under the null or negative prompt
+        (rows B..2B-1) in one pass, as guidance needs."""
+        return self.head(self.trunk(self.embed(tokens).permute(0, 3, 1, 2), text))  # (k*B, G, G, V)
+
+    def trunk(self, x: torch.Tensor, text: TextStates, patch_bias: torch.Tensor | None = None) -> torch.Tensor:
+        """Per-pixel features (k*B, G, G, C) of per-pixel embeddings x (B, C, G, G) under the states of k*B
+        prompts; ``patch_bias`` (B, D) is added to every patch of a grid (e.g. a noise level's embedding).
+
+        The conv stem sees the image only, so with k > 1 it runs once per grid and its output is repeated.
+        """
+        B, _, G, _ = x.shape
         P, S = self.config.patch_size, self.side
-        x = self.embed(tokens).permute(0, 3, 1, 2)  # (B, C, G, G)
+        repeats = len(text) // B
         skip = self.stem(x)
         x = skip.reshape(B, -1, S, P, S, P).permute(0, 2, 4, 1, 3, 5).reshape(B, S * S, -1)  # (B, N, C*P*P)
         x = self.patch_in(x)  # (B, N, D)
         pos = (self.pos_row + self.pos_col).reshape(S * S, -1) if self.config.pos_2d else self.pos_flat
-        x = x + pos
+        x = x + pos if patch_bias is None else x + pos + patch_bias[:, None, :]
+        if repeats > 1:
+            x, skip = x.repeat(repeats, 1, 1), skip.repeat(repeats, 1, 1, 1)
+        B = B * repeats
         key_mask = torch.cat([text.mask, text.mask.new_ones(B, S * S)], dim=1)  # (B, L+N): real text, all patches
         for block, prefix in zip(self.blocks, text.keys_values):
             x, _ = block(x, key_mask, prefix)
         x = self.patch_out(self.ln_f(x))  # (B, N, C*P*P)
         x = x.reshape(B, S, S, -1, P, P).permute(0, 3, 1, 4, 2, 5).reshape(B, -1, G, G)  # (B, C, G, G)
-        x = self.head_conv(x + skip)
-        return self.head(x.permute(0, 2, 3, 1))  # (B, G, G, V)
+        return self.head_conv(x + skip).permute(0, 2, 3, 1)  # (B, G, G, C)
 
     def forward(self, tokens: torch.Tensor, cond: torch.Tensor, cond_mask: torch.Tensor) -> torch.Tensor:
         """Logits (B, G, G, V) for tokens (B, G, G) and projected text (B, L, D) with its mask (B, L)."""

@@ -18,10 +18,11 @@ from dataclasses import asdict, dataclass, field, fields, replace
 import torch
 import torch.nn.functional as F
 
+from .accel import ENGINES, PRECISIONS, Decoder
 from .colors import ITEM_MIN_TRANSPARENT
 from .model import PixelModel, TextStates
 from .palette import TRANSPARENT
-from .schedule import SCHEDULES, mask_ratio, tokens_to_keep_masked
+from .schedule import ORDERS, SCHEDULES, halton_order, mask_ratio, tokens_to_keep_masked
 from .text import check_prompts
 
 MAX_STEPS = 64
@@ -41,7 +42,8 @@ MAX_BATCH = 256
 # Kynkäänniemi et al. 2024).
 GUIDANCE_SCHEDULES = ("constant", "linear", "early")
 # The first rounds fix the silhouette and the colours, which is what guidance is for; guided late rounds
-# only add stray bright pixels (docs/MODEL_CARD.md). A third: the first 6 of 10 rounds on the cosine schedule.
+# only add stray bright pixels (docs/MODEL_CARD.md). A third: the first 5 of 8 (6 of 10) rounds on the cosine
+# schedule.
 EARLY_GUIDANCE_SHARE = 1 / 3
 
 
@@ -54,8 +56,10 @@ class SamplerConfig:
     through ``with_overrides`` (the CLI's ``--sampler-overrides JSON``) but are not user flags.
     """
 
-    # Ten rounds keep a batch of 32 above 10 images/s on 2 CPU cores; quality barely moves beyond that.
-    steps: int = 10
+    # Eight rounds (13 network passes with early guidance, against 16 at ten) keep the public-prompt adherence
+    # of ten: colour 0.957 / 0.952 and kind 0.990 / 0.977 at 16 seeds on two seed sets, against 0.955 / 0.963
+    # and 0.990 / 0.979 (docs/SPEED.md); six rounds add visible speckle to block tiles.
+    steps: int = 8
     # Measured on the public prompts with the default model (docs/MODEL_CARD.md): guidance 1.5 and temperature
     # 0.7 give the best colour adherence with the least speckle; guidance 3 adds rare bright pixels.
     cfg_scale: float = 1.5
@@ -77,8 +81,16 @@ class SamplerConfig:
     # subtracted from their keep confidence (0 = MaskGIT's order). Measured at two sizes and on the shipped
     # model without a gain that held (research/reports/SAMPLER.md).
     transparency_delay: float = 0.0
+    # Which cells a round keeps: "confidence" (MaskGIT: the most confident, with ``randomness`` noise) or
+    # "halton" (a fixed low-discrepancy order over the grid, spread out at every round; Besnier et al. 2025).
+    order: str = "confidence"
+    # The number format and the engine of the network passes (accel.PRECISIONS, accel.ENGINES); "auto" picks
+    # what the device runs fastest without a quality cost, and anything a device lacks falls back to fp32
+    # eager decoding.
+    precision: str = "auto"
+    engine: str = "auto"
 
-    RESEARCH_KNOBS = ("schedule", "transparency_delay")
+    RESEARCH_KNOBS = ("schedule", "transparency_delay", "order")
 
     def validate(self) -> SamplerConfig:
         """Checks every field's type and range; returns ``self`` so a call can be chained.
@@ -96,6 +108,9 @@ class SamplerConfig:
             raise ValueError(f"opaque must be true or false, got {self.opaque!r}")
         _check_choice("guidance_schedule", self.guidance_schedule, GUIDANCE_SCHEDULES)
         _check_choice("schedule", self.schedule, SCHEDULES)
+        _check_choice("order", self.order, ORDERS)
+        _check_choice("precision", self.precision, PRECISIONS)
+        _check_choice("engine", self.engine, ENGINES)
         return self
 
     def with_overrides(self, overrides: dict | str | None) -> SamplerConfig:
@@ -197,7 +212,7 @@ def check_batch(prompts: int, batch_size: int) -> None:
                          f"at most {MAX_BATCH}: split the prompts into several calls")
 
 
-def _pad_cat(a: torch.Tensor, am: torch.Tensor, b: torch.Tensor, bm: torch.Tensor):
+def pad_cat(a: torch.Tensor, am: torch.Tensor, b: torch.Tensor, bm: torch.Tensor):
     """Stacks two (B, L, D) condition batches of different lengths along the batch, padding the shorter."""
     length = max(a.shape[1], b.shape[1])
 
@@ -219,15 +234,18 @@ def guidance_scale(cfg_scale: float, schedule: str, decided: float) -> float:
     raise ValueError(f"unknown guidance schedule {schedule!r}: use one of {', '.join(GUIDANCE_SCHEDULES)}")
 
 
-def _guided_logits(model: PixelModel, tokens: torch.Tensor, text: TextStates, cfg_scale: float) -> torch.Tensor:
+Decode = Callable[[torch.Tensor, TextStates], torch.Tensor]  # (tokens (B, G, G), text) -> fp32 logits
+
+
+def _guided_logits(decode: Decode, tokens: torch.Tensor, text: TextStates, cfg_scale: float) -> torch.Tensor:
     """Logits (B, G, G, V) with classifier-free guidance: uncond + cfg * (cond - uncond).
 
     ``text`` holds the prompts' states in rows 0..B-1 and the unconditional (or negative) ones in rows B..2B-1.
     """
     B = len(tokens)
     if cfg_scale == 1.0:
-        return model.decode(tokens, text.rows(slice(0, B))).float()
-    logits_c, logits_u = model.decode(torch.cat([tokens, tokens]), text).float().chunk(2)
+        return decode(tokens, text.rows(slice(0, B)))
+    logits_c, logits_u = decode(tokens, text).chunk(2)  # one pass: each grid under both conditions
     return logits_u + cfg_scale * (logits_c - logits_u)
 
 
@@ -241,12 +259,14 @@ def _categorical(probs: torch.Tensor, generator: torch.Generator | None) -> torc
 def sampling_step(logits: torch.Tensor, tokens: torch.Tensor, unknown: torch.Tensor, keep_masked: torch.Tensor,
                   temperature: float, randomness: float, progress: float, mask_token: int,
                   generator: torch.Generator | None,
-                  transparency_delay: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+                  transparency_delay: float = 0.0,
+                  priority: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """One MaskGIT round on flat grids: tokens (B, T), unknown (B, T) bool, logits (B, T, V).
 
     Samples every unknown cell, then re-masks the ``keep_masked`` least confident of them, where confidence
     is the sampled token's log-probability plus Gumbel noise scaled by ``randomness * (1 - progress)``, less
-    ``transparency_delay`` where the sampled token is transparent.
+    ``transparency_delay`` where the sampled token is transparent. A ``priority`` (B, T) replaces the
+    log-probability and the noise: the cells of highest priority are kept (a fixed order, e.g. Halton's).
 
     Returns:
         (new tokens (B, T), new unknown mask (B, T)).
@@ -255,9 +275,12 @@ def sampling_step(logits: torch.Tensor, tokens: torch.Tensor, unknown: torch.Ten
     log_probs = F.log_softmax(logits / temperature, dim=-1)
     sampled = _categorical(log_probs.exp().reshape(B * T, V), generator).reshape(B, T)
     sampled = torch.where(unknown, sampled, tokens)
-    confidence = log_probs.gather(-1, sampled[..., None]).squeeze(-1)
-    uniform = torch.rand(B, T, generator=generator).clamp_(1e-20, 1.0).to(logits.device)
-    confidence = confidence + randomness * (1.0 - progress) * -torch.log(-torch.log(uniform))
+    if priority is None:
+        confidence = log_probs.gather(-1, sampled[..., None]).squeeze(-1)
+        uniform = torch.rand(B, T, generator=generator).clamp_(1e-20, 1.0).to(logits.device)
+        confidence = confidence + randomness * (1.0 - progress) * -torch.log(-torch.log(uniform))
+    else:
+        confidence = priority.to(logits.dtype)
     if transparency_delay:
         confidence = confidence - transparency_delay * (sampled == TRANSPARENT)
     confidence = confidence.masked_fill(~unknown, float("inf"))
@@ -319,26 +342,30 @@ def sample(model: PixelModel, cond: Conditioning, config: SamplerConfig | None =
         tokens = torch.where(keep, init, tokens)
         unknown = ~keep
     banned = _banned_tokens(V, allowed_tokens, config.opaque, device)
-    text = model.text_states(*_pad_cat(*c, *uncond))  # once: the text never attends to the image
+    decoder = Decoder(model, config.precision, config.engine)
+    text = decoder.text_states(*pad_cat(*c, *uncond))  # once: the text never attends to the image
+    priority = None
+    if config.order == "halton":  # earlier in the order = kept sooner
+        priority = (-halton_order(G).argsort().float()).to(device).expand(B, -1)
 
     generated = unknown.clone()  # cells the sampler draws (not kept)
     initial_unknown = unknown.sum(1)
     for step in range(steps):
         decided = 1.0 - float(mask_ratio(step / steps, config.schedule))  # the schedule's share decided so far
         scale = guidance_scale(cfg_scale, config.guidance_schedule, decided)
-        logits = _guided_logits(model, tokens.reshape(B, G, G), text, scale).reshape(B, G * G, V)
+        logits = _guided_logits(decoder, tokens.reshape(B, G, G), text, scale).reshape(B, G * G, V)
         if banned is not None:
             logits = logits.masked_fill(banned, float("-inf"))
         keep_masked = tokens_to_keep_masked(step, steps, initial_unknown, unknown.sum(1), config.schedule)
         tokens, unknown = sampling_step(logits, tokens, unknown, keep_masked, float(temperature),
                                         float(config.randomness), (step + 1) / steps, model.mask_token, generator,
-                                        float(config.transparency_delay))
+                                        float(config.transparency_delay), priority)
         if callback is not None:
             callback(step + 1, steps)
     if config.min_cutout > 0:
-        tokens = _fill_stray_holes(model, tokens, generated, float(config.min_cutout), text,
+        tokens = _fill_stray_holes(decoder.eager, tokens, generated, float(config.min_cutout), text,
                                    guidance_scale(cfg_scale, config.guidance_schedule, 1.0), float(temperature),
-                                   banned, generator)
+                                   banned, generator, model.mask_token, G, V)
     return tokens.reshape(B, G, G)
 
 
@@ -372,25 +399,24 @@ def _banned_tokens(vocab_size: int, allowed_tokens: torch.Tensor | None, opaque:
     return banned if banned.any() else None
 
 
-def _fill_stray_holes(model: PixelModel, tokens: torch.Tensor, generated: torch.Tensor, min_cutout: float,
+def _fill_stray_holes(decode: Decode, tokens: torch.Tensor, generated: torch.Tensor, min_cutout: float,
                       text: TextStates, cfg_scale: float, temperature: float, banned: torch.Tensor | None,
-                      generator: torch.Generator | None) -> torch.Tensor:
+                      generator: torch.Generator | None, mask_token: int, G: int, V: int) -> torch.Tensor:
     """One more round at guidance ``cfg_scale``, transparency banned, over the stray holes of flat grids (B, T);
     see ``sample``."""
     B, T = tokens.shape
-    G, V = model.config.grid_size, model.config.vocab_size
     fill_banned = torch.zeros(V, dtype=torch.bool, device=tokens.device) if banned is None else banned.clone()
     fill_banned[TRANSPARENT] = True
     holes = _stray_holes(tokens, generated, min_cutout)
     rows = holes.any(1).nonzero().squeeze(1)
     if len(rows) == 0 or fill_banned.all():  # a palette lock with no opaque colour leaves the holes
         return tokens
-    sub = tokens[rows].masked_fill(holes[rows], model.mask_token)
-    logits = _guided_logits(model, sub.reshape(-1, G, G), text.rows(torch.cat([rows, rows + B])), cfg_scale)
+    sub = tokens[rows].masked_fill(holes[rows], mask_token)
+    logits = _guided_logits(decode, sub.reshape(-1, G, G), text.rows(torch.cat([rows, rows + B])), cfg_scale)
     logits = logits.reshape(len(rows), T, V).masked_fill(fill_banned, float("-inf"))
     no_remask = torch.zeros(len(rows), dtype=torch.long, device=tokens.device)
     tokens = tokens.clone()
-    tokens[rows], _ = sampling_step(logits, sub, holes[rows], no_remask, temperature, 0.0, 1.0, model.mask_token,
+    tokens[rows], _ = sampling_step(logits, sub, holes[rows], no_remask, temperature, 0.0, 1.0, mask_token,
                                     generator)
     return tokens
 

@@ -7,11 +7,14 @@ each ratio about as often as the sampler asks for it. Cosine spends more steps w
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
 
 SCHEDULES = ("cosine", "linear", "square")
+# Which cells a decoding round keeps (``sampling.SamplerConfig.order``).
+ORDERS = ("confidence", "halton")
 
 
 def mask_ratio(t: torch.Tensor | float, schedule: str = "cosine") -> torch.Tensor:
@@ -58,3 +61,29 @@ def mask_batch(tokens: torch.Tensor, mask_token: int, schedule: str, generator: 
     ranks = scores.argsort(1).argsort(1)
     masked = (ranks < n_masked[:, None]).reshape(tokens.shape).to(tokens.device)
     return tokens.masked_fill(masked, mask_token), masked
+
+
+def _radical_inverse(index: int, base: int) -> float:
+    """The index-th element of the van der Corput sequence in ``base``."""
+    result, scale = 0.0, 1.0 / base
+    while index:
+        index, digit = divmod(index, base)
+        result += digit * scale
+        scale /= base
+    return result
+
+
+@functools.lru_cache(maxsize=8)
+def halton_order(grid: int) -> torch.Tensor:
+    """Every cell of a grid x grid square once, (grid * grid,) flat indices, in the order of the 2D Halton
+    sequence (bases 2 and 3): each prefix is spread evenly over the square, so the cells a round decides
+    together are far apart (the Halton scheduler of Besnier et al. 2025)."""
+    seen: dict[int, None] = {}
+    index = 1
+    while len(seen) < grid * grid and index < 1000 * grid * grid:
+        row = int(_radical_inverse(index, 3) * grid)
+        col = int(_radical_inverse(index, 2) * grid)
+        seen.setdefault(row * grid + col, None)
+        index += 1
+    rest = [cell for cell in range(grid * grid) if cell not in seen]  # never reached for grids up to 64
+    return torch.tensor(list(seen) + rest, dtype=torch.long)

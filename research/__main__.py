@@ -1,5 +1,5 @@
 """Command line: ``python -m research COMMAND``, one of run, features, eval, speed, table,
-replicates, sweep, sweep-table, adapt and cost."""
+replicates, sweep, sweep-table, steps, distill, adapt and cost."""
 
 from __future__ import annotations
 
@@ -15,9 +15,11 @@ import torch
 from pixelcore.sampling import GUIDANCE_SCHEDULES
 from .adapt import adapt_report
 from .cost import render_cost, training_cost
+from .distill import DistillConfig, distill, teacher_samples
 from .config import SYSTEMS, ExperimentConfig
 from .runner import evaluate_system, measure_speed, prepare_features, run
 from .replicates import render_replicates
+from .steps import STEP_FIELDS, render_steps, steps_sweep
 from .sweep import render_sweep, sweep_run
 from .table import render
 
@@ -94,6 +96,27 @@ def main(argv: list[str] | None = None) -> int:
     a.add_argument("--seeds", type=int, default=4, help="samples per public prompt")
     a.add_argument("--public-prompts", dest="public_prompts", default="eval/prompts_public.jsonl")
     a.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
+    st = sub.add_parser("steps", help="score and time MaskGIT or diffusion systems at several step counts "
+                                      "(<out>/steps.json)")
+    _add_config_args(st)
+    st.add_argument("--steps", type=int, nargs="+", required=True, help="step counts (MaskGIT rounds, Euler steps)")
+    d = sub.add_parser("distill", help="distil a shallower model from the default one (measured, not shipped)")
+    dd = DistillConfig()
+    d.add_argument("--data", default=dd.data, help="the teacher's training set (its captions are drawn from it)")
+    d.add_argument("--out", default=dd.out, help="teacher_samples.safetensors and model.safetensors go here")
+    d.add_argument("--teacher", default=dd.teacher, help="a release .safetensors, or 'default'")
+    d.add_argument("--n-samples", dest="n_samples", type=int, default=dd.n_samples, help="teacher samples")
+    d.add_argument("--layers", type=int, nargs="+", default=list(dd.layers),
+                   help="the teacher blocks the student starts from")
+    d.add_argument("--steps", type=int, default=dd.steps, help="student training steps")
+    d.add_argument("--batch-size", dest="batch_size", type=int, default=dd.batch_size)
+    d.add_argument("--lr", type=float, default=dd.lr)
+    d.add_argument("--max-minutes", dest="max_minutes", type=float, default=dd.max_minutes,
+                   help="stop training after this much wall time (0 = no limit)")
+    d.add_argument("--seed", type=int, default=dd.seed)
+    d.add_argument("--samples-only", dest="samples_only", action="store_true",
+                   help="draw the teacher's samples and stop")
+    d.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
     c = sub.add_parser("cost", help="work (GFLOP) and, with --time-steps, seconds per training step of each system")
     _add_config_args(c)
     c.add_argument("--time-steps", dest="time_steps", type=int, default=0,
@@ -111,6 +134,12 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "sweep-table":
             log.info("wrote %s", render_sweep(args.runs, args.out, args.notes))
+            return 0
+        if args.command == "distill":
+            values = {k: getattr(args, k) for k in ("data", "out", "teacher", "n_samples", "steps", "batch_size",
+                                                    "lr", "max_minutes", "seed")}
+            config = DistillConfig(**values, layers=tuple(args.layers))
+            log.info("wrote %s", teacher_samples(config) if args.samples_only else distill(config))
             return 0
         if args.command == "adapt":
             config = ExperimentConfig(data=args.pack, out=args.out, holdout=args.holdout, seed=args.seed,
@@ -138,6 +167,10 @@ def main(argv: list[str] | None = None) -> int:
             log.info("wrote %s", sweep_run(config, names, args.cfg_scales, args.guidance_schedules,
                                            args.randomness_values, args.repeats, args.skip_scored,
                                            args.transparency_delays))
+        elif args.command == "steps":
+            names = args.only or [n for n in SYSTEMS if SYSTEMS[n].kind in STEP_FIELDS
+                                  and (Path(config.out) / n / "model.safetensors").exists()]
+            print(render_steps(steps_sweep(config, names, args.steps)))  # the command's result
         elif args.command == "speed":
             measure_speed(config, args.only)
         elif args.command == "cost":

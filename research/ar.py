@@ -10,27 +10,22 @@ every step, for checking the cache.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-import random
-import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pixelcore.captions import random_caption
-from pixelcore.checkpoint import read_safetensors, write_safetensors
+from pixelcore.dataset import TrainingSet
 from pixelcore.losses import maskgit_loss, palette_features, token_weights
 from pixelcore.model import PixelConfig
 from pixelcore.palette import Palette
 from pixelcore.sampling import guidance_scale
 from pixelcore.text import build_text_encoder, check_prompts
-from pixelcore.dataset import prepare_data
-from pixelcore.devices import pick_device
 from pixelcore.train_config import TrainConfig
+from .baseline import load_baseline, save_baseline, train_baseline
 
 log = logging.getLogger(__name__)
 
@@ -262,82 +257,33 @@ def sample_ar(
 
 
 def save_ar(model: ARModel, path: str | Path, info: dict | None = None) -> Path:
-    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    tensors["palette"] = model.palette.colors.contiguous()
-    metadata = {"format": FORMAT, "config": json.dumps(model.config.to_dict()), "training": json.dumps(info or {})}
-    return write_safetensors(tensors, path, metadata)
+    return save_baseline(model, path, FORMAT, info)
 
 
 def load_ar(path: str | Path, device: str | torch.device = "cpu") -> ARModel:
-    metadata, tensors = read_safetensors(path, FORMAT, "an AR baseline checkpoint")
-    model = ARModel(PixelConfig.from_dict(json.loads(metadata["config"])), Palette(tensors.pop("palette")))
-    model.load_state_dict(tensors)
-    return model.to(device).eval()
+    return load_baseline(path, FORMAT, "an AR baseline checkpoint", ARModel, device)
 
 
 def train_ar(config: TrainConfig) -> Path:
     """Trains the AR baseline with the MaskGIT run's data, budget, optimiser and loss (every position is a
     prediction target); writes ``model.safetensors`` in ``config.out`` and returns its path."""
-    device = pick_device(config.device)
-    data = prepare_data(config)
-    torch.manual_seed(config.seed)
-    model = ARModel(config.model_config(), data.palette).to(device)
-    weights = token_weights(data.tokens, data.palette, config.loss).to(device)
-    features = palette_features(data.palette).to(device)
-    decay = [p for p in model.parameters() if p.dim() >= 2]
-    no_decay = [p for p in model.parameters() if p.dim() < 2]
-    optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=config.lr,
-        betas=(0.9, 0.95),
-    )
-    gen = torch.Generator().manual_seed(config.seed * 1_000_003)
-    rng = random.Random(config.seed)
-    use_bf16 = device.type == "cuda" and config.amp != "none" and torch.cuda.is_bf16_supported()
-    log.info("AR baseline: %.2fM parameters, device %s", model.num_params() / 1e6, device)
-    start, step, loss = time.time(), 0, torch.tensor(0.0)
-    model.train()
-    while step < config.steps:
-        seconds = time.time() - start
-        if config.max_minutes > 0 and seconds > config.max_minutes * 60:
-            break
-        progress = max(
-            step / config.steps, seconds / (config.max_minutes * 60) if config.max_minutes else 0.0
-        )
-        lr_scale = (
-            min(1.0, (step + 1) / config.warmup)
-            if step < config.warmup
-            else 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-        )
-        for group in optimizer.param_groups:
-            group["lr"] = config.lr * max(config.min_lr_ratio, lr_scale)
-        idx = torch.randint(len(data.records), (config.batch_size,), generator=gen)
-        captions = [
-            random_caption(
-                data.records[i].name, data.records[i].color, data.records[i].kind, rng, zh_prob=config.zh_prob
-            )
-            for i in idx.tolist()
-        ]
-        ids = model.text_encoder.tokenize(captions).to(device)
-        targets = data.tokens[idx].to(device)  # (B, G, G)
-        drop = (torch.rand(len(idx), generator=gen) < config.cond_dropout).to(device)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
-            cond, mask = model.condition(ids, drop)
-            logits = model(targets.flatten(1), cond, mask)  # (B, 256, V)
-        loss, _ = maskgit_loss(
-            logits.reshape(*targets.shape, -1),
-            targets,
-            torch.ones_like(targets, dtype=torch.bool),
-            weights,
-            features,
-            config.loss,
-        )
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-        optimizer.step()
-        step += 1
-        if step % 100 == 0:
-            log.info("AR step %d: loss %.3f", step, float(loss))
-    info = {"step": step, "train_seconds": round(time.time() - start, 1), "loss": float(loss.detach())}
-    return save_ar(model, Path(config.out) / "model.safetensors", info)
+
+    def build(data: TrainingSet, device: torch.device) -> ARModel:
+        return ARModel(config.model_config(), data.palette)
+
+    def batch_loss(data: TrainingSet, device: torch.device):
+        weights = token_weights(data.tokens, data.palette, config.loss).to(device)
+        features = palette_features(data.palette).to(device)
+
+        def loss(model, ids, idx, drop, gen, amp):
+            targets = data.tokens[idx].to(device)  # (B, G, G)
+            with amp:
+                cond, mask = model.condition(ids, drop)
+                logits = model(targets.flatten(1), cond, mask)  # (B, 256, V)
+            everywhere = torch.ones_like(targets, dtype=torch.bool)
+            return maskgit_loss(logits.reshape(*targets.shape, -1), targets, everywhere, weights, features,
+                                config.loss)[0]
+
+        return loss
+
+    return train_baseline(config, "AR baseline", build, batch_loss, save_ar)

@@ -22,6 +22,7 @@ from pixelcore.palette import Palette
 from pixelcore.model import MaskedTokenModel
 from .ar import ARModel
 from .config import SYSTEMS, ExperimentConfig
+from .diffusion import CHANNELS, Denoiser
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,13 @@ def _training_step(config: ExperimentConfig, name: str) -> tuple[Callable[[], No
 
         def logits() -> torch.Tensor:
             return model(tokens, *model.condition(ids, keep))
+    elif spec.kind == "diffusion":
+        model = Denoiser(model_config, palette).to(device)
+        ids = model.text_encoder.tokenize([CAPTION] * B).to(device)
+        noisy, t = torch.randn(B, CHANNELS, G, G).to(device), torch.rand(B).to(device)
+
+        def logits() -> torch.Tensor:
+            return model.velocity(noisy, t, model.text_states(*model.condition(*model.text_encoder(ids), keep)))
     else:
         grid = PixelModel(model_config, palette)
         model = MaskedTokenModel(grid).to(device)

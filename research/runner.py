@@ -45,6 +45,7 @@ from . import features as feat
 from .ar import load_ar, sample_ar, train_ar
 from .config import SYSTEMS, ExperimentConfig
 from .cost import longest_first
+from .diffusion import load_diffusion, sample_diffusion, train_diffusion
 from .retrieval import load_retrieval, train_retrieval
 
 log = logging.getLogger(__name__)
@@ -136,6 +137,16 @@ def load_system(config: ExperimentConfig, name: str) -> tuple[BatchGenerator, in
         return (lambda prompts, n, seed: model.retrieve(prompts, n)), sum(
             p.numel() for p in model.parameters()
         )
+    if kind == "diffusion":
+        denoiser = load_diffusion(path, device)
+
+        def denoise(prompts: list[str], n: int, seed: int) -> np.ndarray:
+            rgba = sample_diffusion(denoiser, prompts, batch_size=n, steps=config.diffusion_steps,
+                                    cfg_scale=config.cfg_scale, guidance_schedule=config.guidance_schedule,
+                                    generator=torch.Generator().manual_seed(seed))
+            return rgba.numpy().reshape(len(prompts), n, *rgba.shape[1:])
+
+        return denoise, denoiser.num_params()
     temperature = {"temperature": config.temperature} if config.temperature > 0 else {}
     if kind == "ar":
         model = load_ar(path, device)
@@ -167,6 +178,12 @@ def load_system(config: ExperimentConfig, name: str) -> tuple[BatchGenerator, in
     return generate, model.num_params()
 
 
+def system_palette(config: ExperimentConfig, name: str) -> Palette:
+    """The palette a trained generator draws from (not retrieval's: it returns the textures themselves)."""
+    loaders = {"maskgit": load_model, "ar": load_ar, "diffusion": load_diffusion}
+    return loaders[SYSTEMS[name].kind](Path(config.out) / name / "model.safetensors").palette
+
+
 def sample_in_chunks(
     generate: BatchGenerator, prompts: list[str], n: int, seed: int, chunk: int = 64
 ) -> np.ndarray:
@@ -181,7 +198,8 @@ def train_system(config: ExperimentConfig, name: str) -> Path:
     tc = config.train_config(name)
     kind = SYSTEMS[name].kind
     start = time.time()
-    path = train(tc) if kind == "maskgit" else train_ar(tc) if kind == "ar" else train_retrieval(tc)
+    trainers = {"maskgit": train, "ar": train_ar, "diffusion": train_diffusion, "retrieval": train_retrieval}
+    path = trainers[kind](tc)
     log.info("%s trained in %.1f min", name, (time.time() - start) / 60)
     return path
 
@@ -194,16 +212,15 @@ def evaluate_system(config: ExperimentConfig, name: str) -> dict:
     training = np.stack([r.pixels for r in split.records])
     kind = SYSTEMS[name].kind
     if kind != "retrieval":  # retrieval returns the textures themselves; the others draw them quantized
-        path = out / "model.safetensors"
-        palette = (load_ar(path, torch.device("cpu")) if kind == "ar" else load_model(path)).palette
-        training = copy_references(training, palette)
+        training = copy_references(training, system_palette(config, name))
     metrics: dict = {"system": name, "label": SYSTEMS[name].label, "params": n_params}
     if kind != "retrieval":  # a re-score may use other settings than the run: each system records its own
         metrics["sampling"] = {"cfg_scale": config.cfg_scale, "temperature": config.temperature,
                                "guidance_schedule": config.guidance_schedule,
                                "randomness": config.randomness if kind == "maskgit" else None,
                                "transparency_delay": config.transparency_delay if kind == "maskgit" else None,
-                               "steps": config.sample_steps if kind == "maskgit" else None}
+                               "steps": {"maskgit": config.sample_steps,
+                                         "diffusion": config.diffusion_steps}.get(kind)}
     S = config.seeds_per_prompt
     for set_name, prompt_path in (("public", config.public_prompts), ("novel", config.novel_prompts)):
         specs: list[PromptSpec] = load_prompts(prompt_path)
@@ -245,8 +262,9 @@ def evaluate_system(config: ExperimentConfig, name: str) -> dict:
 def measure_speed(config: ExperimentConfig, names: list[str] | None = None) -> dict:
     """Images/s at batch 1 and 32 for every trained system, in this one process; writes speed.json.
 
-    MaskGIT systems sample with ``sample_steps`` rounds, the AR baseline with its key/value cache (and, at
-    batch 1, without it for reference); all with classifier-free guidance at ``cfg_scale``. ``mflop`` is the
+    MaskGIT systems sample with ``sample_steps`` rounds, the diffusion baseline with ``diffusion_steps`` Euler
+    steps, the AR baseline with its key/value cache (and, at batch 1, without it for reference); all with
+    classifier-free guidance at ``cfg_scale``. ``mflop`` is the
     work of one image at batch 1 (``count_flops``), which bounds what throughput can gain once a device is
     saturated.
     """
@@ -257,6 +275,7 @@ def measure_speed(config: ExperimentConfig, names: list[str] | None = None) -> d
         "threads": torch.get_num_threads(),
         "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
         "sample_steps": config.sample_steps,
+        "diffusion_steps": config.diffusion_steps,
         "systems": {},
     }
     for name in names or list(SYSTEMS):
@@ -298,7 +317,7 @@ def measure_speed(config: ExperimentConfig, names: list[str] | None = None) -> d
             for batch in (1, 32):
                 seconds = timed(lambda b=batch: generate([prompt], b, 0), config.speed_repeats, device)
                 row[f"batch{batch}"] = batch / seconds
-            if SYSTEMS[name].kind == "maskgit":
+            if SYSTEMS[name].kind in ("maskgit", "diffusion"):
                 row["mflop"] = count_flops(lambda: generate([prompt], 1, 0)) / 1e6
         results["systems"][name] = row
         log.info("speed %s: %s", name, {k: round(v, 1) for k, v in row.items()})

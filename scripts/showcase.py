@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -14,22 +15,26 @@ from pixelcore import default_model_path, encode_prompt, load_model, sample
 from pixelcore.images import save_grid
 
 PROMPTS = ("a blue diamond sword", "a golden pickaxe", "a red apple", "a purple potion bottle", "green leaves block",
-           "brown wooden planks", "gray stone bricks", "stone with blue ore", "a torch", "一把蓝色的钻石剑",
-           "红色的羊毛方块", "一个紫色的宝石")
+           "brown wooden planks", "gray stone bricks", "stone with blue ore", "a red sword, pixel art",
+           "一把青色的铲子", "给我画一把金色的十字镐", "红色的羊毛方块")
 SEEDS = 4
+
+
+def draw_grid(prompts: Sequence[str], out: str, cols: int, seeds: int = SEEDS) -> None:
+    """``seeds`` samples of each prompt (prompt i from seed i) with the default model and settings, in one grid."""
+    model = load_model(default_model_path())
+    textures = []
+    for i, prompt in enumerate(prompts):
+        tokens = sample(model, encode_prompt(model, prompt), batch_size=seeds,
+                        generator=torch.Generator().manual_seed(i))
+        textures.append(model.palette.dequantize(tokens).numpy())
+    save_grid(np.concatenate(textures), out, cols=cols, scale=6)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out")
-    args = parser.parse_args()
-    model = load_model(default_model_path())
-    textures = []
-    for i, prompt in enumerate(PROMPTS):
-        tokens = sample(model, encode_prompt(model, prompt), batch_size=SEEDS,
-                        generator=torch.Generator().manual_seed(i))
-        textures.append(model.palette.dequantize(tokens).numpy())
-    save_grid(np.concatenate(textures), args.out, cols=2 * SEEDS, scale=6)
+    draw_grid(PROMPTS, parser.parse_args().out, cols=2 * SEEDS)
 
 
 if __name__ == "__main__":

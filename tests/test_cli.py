@@ -228,18 +228,28 @@ def test_average_of_one_file_is_refused_with_a_message(tmp_path, saved_tiny_mode
 def test_bench_counts_less_work_for_guidance_in_the_first_rounds_only(saved_tiny_model, capsys):
     from pixelcore.bench import run_benchmarks
 
-    constant = run_benchmarks(str(saved_tiny_model), torch.device("cpu"), SamplerConfig(guidance_schedule="constant"))
-    early = run_benchmarks(str(saved_tiny_model), torch.device("cpu"), SamplerConfig(guidance_schedule="early"))
+    def work(schedule: str) -> dict:
+        results = run_benchmarks(str(saved_tiny_model), torch.device("cpu"),
+                                 SamplerConfig(guidance_schedule=schedule), repeats=1, train_step=False)
+        return {name: row["mflop_per_image"] for name, row in results["settings"].items()}
+
+    constant, early = work("constant"), work("early")
     # Ten rounds: "constant" runs 20 image passes per texture, "early" 6 guided rounds and 4 unguided (16).
-    assert 0.75 < early["mflop_per_image"] / constant["mflop_per_image"] < 0.85
-    assert "mflop_per_image" in capsys.readouterr().out
+    assert 0.75 < early["default"] / constant["default"] < 0.85
+    assert "MFLOP/texture" in capsys.readouterr().out
 
 
-def test_bench_takes_the_sampler_flags_it_times(saved_tiny_model, capsys):
-    """bench times the sampler its flags describe, and prints the settings beside the numbers."""
-    assert main(["bench", "--model", str(saved_tiny_model), "--steps", "3", "--guidance-schedule", "constant"]) == 0
+def test_bench_prints_the_previous_release_and_the_default_side_by_side(saved_tiny_model, capsys):
+    """bench times the sampler its flags describe beside the previous release's (10 rounds, fp32), interleaved,
+    and prints the settings and the machine's load beside the numbers."""
+    assert main(["bench", "--model", str(saved_tiny_model), "--steps", "3", "--guidance-schedule", "constant",
+                 "--precision", "int8", "--repeats", "2", "--batches", "1", "4", "--no-train",
+                 "--compare", str(saved_tiny_model)]) == 0
     printed = capsys.readouterr().out
-    assert "steps: 3" in printed and "guidance_schedule: constant" in printed
+    assert "default: model tiny.safetensors, steps 3, cfg 1.5, guidance_schedule constant" in printed
+    assert "before: model tiny.safetensors, steps 10" in printed and "precision fp32 (fp32)" in printed
+    assert "batch 1" in printed and "batch 4" in printed and "load average" in printed and "threads" in printed
+    assert "tiny: model tiny.safetensors, steps 3" in printed  # --compare: another model, the same settings
 
 
 def test_every_sampling_command_defaults_to_the_sampler_config():

@@ -14,15 +14,18 @@ from PIL import Image
 from pixelcore.data import TextureRecord
 from research import features as feat
 from research.ar import ARModel, load_ar, sample_ar, save_ar
+from research.diffusion import Denoiser, load_diffusion, sample_diffusion, to_rgba, to_signal, train_diffusion
 from research.retrieval import RetrievalModel
 from research.__main__ import main as experiments_main
 from pixelcore.sampling import SamplerConfig
 from research.config import ExperimentConfig
 from research.runner import run, write_json
+from research.steps import render_steps, steps_sweep
 from research.table import render
-from pixelcore.model import PixelConfig
+from pixelcore.checkpoint import load_model
+from pixelcore.model import PixelConfig, PixelModel
 from pixelcore.palette import Palette
-from pixelcore.sampling import EARLY_GUIDANCE_SHARE
+from pixelcore.sampling import EARLY_GUIDANCE_SHARE, encode_prompt, sample
 from pixelcore.train import TrainConfig, train
 
 COLORS = [
@@ -228,6 +231,41 @@ def test_ar_checkpoint_round_trip(tmp_path):
     )
 
 
+def test_diffusion_signal_round_trips_palette_textures_and_cuts_alpha_at_half():
+    palette = _palette()
+    rgba = torch.from_numpy(np.stack([_texture(i, item=True) for i in range(3)]))
+    rgba[0, 5, 5] = torch.tensor([10, 20, 30, 100], dtype=torch.uint8)  # under half alpha: transparent
+    expected = rgba.clone()
+    expected[expected[..., 3] < 128] = 0
+    x = to_signal(rgba)
+    assert x.shape == (3, 4, 16, 16) and x.min() >= -1 and x.max() <= 1
+    assert (x[:, :, expected[0, ..., 3] == 0][0] == -1).all()  # a transparent pixel is -1 in every channel
+    assert torch.equal(to_rgba(x, palette), expected)
+
+
+def test_diffusion_trains_a_step_and_samples_cut_out_palette_textures(tiny_data, tmp_path):
+    data, _ = tiny_data
+    path = train_diffusion(TrainConfig(data=str(data), out=str(tmp_path / "d"), preset="tiny", steps=2,
+                                       batch_size=4, warmup=1, device="cpu"))
+    model = load_diffusion(path)
+    assert isinstance(model, Denoiser) and model.num_params() > 0
+
+    def draw(seed, **kwargs):
+        return sample_diffusion(model, ["a red sword", "gray stone"], batch_size=2,
+                                generator=torch.Generator().manual_seed(seed), **{"steps": 3, **kwargs})
+
+    rgba = draw(0)
+    assert rgba.shape == (4, 16, 16, 4) and rgba.dtype == torch.uint8
+    assert set(rgba[..., 3].unique().tolist()) <= {0, 255}  # cut out: every pixel opaque or transparent
+    assert (rgba[rgba[..., 3] == 0] == 0).all()
+    colours = {tuple(c) for c in model.palette.colors.tolist()}
+    assert {tuple(p) for p in rgba.reshape(-1, 4).tolist()} <= colours  # snapped to the run's palette
+    assert torch.equal(rgba, draw(0)) and not torch.equal(rgba, draw(1))
+    assert draw(0, cfg_scale=1.0).shape == rgba.shape  # unguided: the conditional half only
+    with pytest.raises(ValueError, match="steps"):
+        draw(0, steps=0)
+
+
 def test_retrieval_returns_exact_training_textures():
     bank = torch.from_numpy(np.stack([_texture(i, i % 2 == 0) for i in range(6)]))
     model = RetrievalModel(PixelConfig.tiny(), bank)
@@ -275,6 +313,13 @@ def test_quick_run_end_to_end_writes_table(tiny_data, tmp_path):
             "--holdout 0.5 --seeds-per-prompt 2 --preset tiny --batch-size 4 --feature-steps 3 --sample-steps 2 "
             "--speed-repeats 1\n") in doc
     assert (tmp_path / "docs" / "results" / "maskgit_public.png").exists()
+    assert speed["diffusion"]["mflop"] > 0 and "Speed, batch 1: MaskGIT is" in doc and "diffusion baseline" in doc
+    steps = json.loads(steps_sweep(config, ["no_tv", "diffusion"], [1, 2]).read_text())["systems"]
+    assert [r["steps"] for r in steps["diffusion"]] == [1, 2]
+    assert steps["no_tv"][0]["mflop"] < steps["no_tv"][1]["mflop"]  # one round against two
+    assert "| `diffusion` | 2 |" in render_steps(tmp_path / "runs" / "steps.json")
+    steps = json.loads(steps_sweep(config, ["diffusion"], [3]).read_text())["systems"]  # adds, keeps the rest
+    assert [r["steps"] for r in steps["diffusion"]] == [1, 2, 3] and len(steps["no_tv"]) == 2
 
 
 def test_scored_sampling_tells_transparency_delays_apart():
@@ -586,8 +631,41 @@ def test_training_cost_counts_work_that_follows_the_architecture():
 
 
 def test_the_study_samples_with_the_shipped_settings_except_what_its_protocol_pins():
-    """A sampling default lives in SamplerConfig; the study pins only temperature, schedule and the hole fill."""
+    """A sampling default lives in SamplerConfig; the study pins only temperature, schedule, the hole fill, the
+    rounds of its published tables (10) and the number format (fp32, eager, as every baseline runs)."""
     study, shipped = ExperimentConfig().sampler(), SamplerConfig()
-    pinned = {"temperature", "guidance_schedule", "min_cutout"}
+    pinned = {"temperature", "guidance_schedule", "min_cutout", "precision", "engine", "steps"}
     assert {k: v for k, v in study.to_dict().items() if k not in pinned} == \
         {k: v for k, v in shipped.to_dict().items() if k not in pinned}
+
+
+def test_a_student_with_every_block_is_the_teacher_and_fewer_blocks_keep_the_rest(tiny_model):
+    from research.distill import student_from
+
+    teacher = PixelModel(PixelConfig.tiny(n_layer=3), tiny_model.palette).eval()
+    tokens = torch.randint(0, len(teacher.palette) + 1, (2, 16, 16), generator=torch.Generator().manual_seed(0))
+    cond = teacher.condition(*teacher.encode_text(["a red sword", "stone"]))
+    whole = student_from(teacher, (0, 1, 2)).eval()
+    with torch.no_grad():
+        assert torch.equal(whole(tokens, *cond), teacher(tokens, *cond))
+    student = student_from(teacher, (0, 2))
+    assert student.config.n_layer == 2 and torch.equal(student.blocks[1].mlp[0].weight, teacher.blocks[2].mlp[0].weight)
+    assert torch.equal(student.head.weight, teacher.head.weight)
+    with pytest.raises(ValueError, match="layers"):
+        student_from(teacher, (0, 3))
+
+
+def test_distillation_draws_teacher_samples_once_and_trains_a_student_that_samples(texture_dir, saved_tiny_model,
+                                                                                   tmp_path):
+    from research.distill import DistillConfig, distill, teacher_samples
+
+    config = DistillConfig(data=str(texture_dir), out=str(tmp_path / "d"), teacher=str(saved_tiny_model),
+                           n_samples=6, sample_batch=4, layers=(0,), steps=2, batch_size=3, warmup=1)
+    paths = teacher_samples(config)
+    stamp = [p.stat().st_mtime_ns for p in paths]
+    model = load_model(distill(config))
+    assert [p.stat().st_mtime_ns for p in paths] == stamp  # the samples are drawn once and reused
+    assert model.config.n_layer == 1
+    tokens = sample(model, encode_prompt(model, "a red sword"), SamplerConfig(steps=2), batch_size=2,
+                    generator=torch.Generator().manual_seed(0))
+    assert tokens.shape == (2, 16, 16) and int(tokens.max()) < len(model.palette)

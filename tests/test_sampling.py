@@ -267,7 +267,8 @@ def test_guidance_schedules():
 
 
 def _count_passes(model, monkeypatch) -> dict[str, list[int]]:
-    """Records the batch size of every text-stream and image-stream pass of ``model``."""
+    """Records the batch size of every text-stream and image-stream pass of ``model`` (for the image stream, the
+    rows that go through the transformer: a guided pass decodes each grid under two conditions)."""
     passes = {"text": [], "image": []}
     text_states, decode = model.text_states, model.decode
 
@@ -276,7 +277,7 @@ def _count_passes(model, monkeypatch) -> dict[str, list[int]]:
         return text_states(cond, cond_mask)
 
     def counted_decode(tokens, text):
-        passes["image"].append(len(tokens))
+        passes["image"].append(len(text))
         return decode(tokens, text)
 
     monkeypatch.setattr(model, "text_states", counted_text_states)

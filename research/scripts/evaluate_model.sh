@@ -6,7 +6,8 @@
 #   bash research/scripts/evaluate_model.sh [MODEL] [OUT]     (defaults: the shipped model, runs/model_eval)
 #
 # Environment: PYTHON (python), DATA (data/luanti: training textures for the copy rate; skipped if missing),
-# SEEDS (16), NATURAL_SEEDS (8), SETS (all of them).
+# SEEDS (16), NATURAL_SEEDS (8), SETS (all of them), EVAL_FLAGS (sampler flags for every set, e.g.
+# "--steps 10 --precision fp32").
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 MODEL=${1:-pixelcore/weights/pixelcore_default.safetensors}
@@ -19,7 +20,7 @@ run() {  # name, prompt file, seeds, first seed, extra flags
   local name=$1 file=$2 seeds=$3 seed=$4; shift 4
   [[ " ${SETS:-public public1000 novel natural natural_b shapes} " == *" $name "* ]] || return 0
   "$PY" -m pixelcore eval --model "$MODEL" --prompts "$file" --seeds "$seeds" --seed "$seed" --device cpu \
-      --out "$OUT/$name" "$@" > "$OUT/$name.log" 2>&1
+      --out "$OUT/$name" "$@" ${EVAL_FLAGS:-} > "$OUT/$name.log" 2>&1
   "$PY" - "$OUT/$name/metrics.json" "$name" <<'PYEOF'
 import json, sys
 metrics = json.load(open(sys.argv[1]))
