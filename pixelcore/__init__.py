@@ -5,6 +5,6 @@ from .model import PixelConfig, PixelModel
 from .palette import Palette
 from .sampling import Conditioning, SamplerConfig, encode_prompt, sample
 
-__version__ = "0.1.0"
+__version__ = "0.4.0"
 __all__ = ["CheckpointError", "Conditioning", "Palette", "PixelConfig", "PixelModel", "SamplerConfig",
            "default_model_path", "encode_prompt", "load_model", "sample", "save_model"]

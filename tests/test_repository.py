@@ -58,3 +58,13 @@ def test_nothing_points_outside_the_repository():
                  and "../shared" in p.read_text(encoding="utf-8", errors="ignore")
                  and p.name != "test_repository.py"]
     assert not offenders, offenders
+
+
+def test_the_package_version_is_the_newest_changelog_release():
+    """pyproject.toml, ``pixelcore.__version__`` and the top release of CHANGELOG.md name one version."""
+    import pixelcore
+
+    project = re.search(r'^version = "([^"]+)"', (ROOT / "pyproject.toml").read_text(encoding="utf-8"), re.MULTILINE)
+    releases = re.findall(r"^## \[(\d[^\]]*)\]", (ROOT / "CHANGELOG.md").read_text(encoding="utf-8"), re.MULTILINE)
+    assert project and releases
+    assert project.group(1) == pixelcore.__version__ == releases[0]
