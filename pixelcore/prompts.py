@@ -377,13 +377,40 @@ def read_prompt(prompt: str) -> PromptReading:
     language = "mixed" if han and latin else "zh" if han else "en" if latin else ""
     model_text = text
     if language in ("zh", "mixed") and text:
-        english = _as_english(kept)  # read again as English, so it meets an English prompt's reading
+        english = _gems_as_colours(_as_english(kept))  # read again as English, to meet an English prompt's reading
         model_text = read_prompt(english).text if english else text
+    model_text = _gems_as_colours(model_text)
     return PromptReading(prompt, text, tuple(words), unknown, colors, kind, shape, language, truncated, model_text)
 
 
 # Chinese words that join two words of a description ("蓝色和棕色的剑": a blue and brown sword).
 _ZH_AND = frozenset({"和", "与", "跟", "及"})
+# Measure words that are the thing drawn: 一桶水 is a bucket of water, not water.
+_ZH_CONTAINERS = {"桶": "bucket"}
+# Gemstones no training texture is named for. The builtin model draws "ruby" and "sapphire" as blocks and reads
+# "emerald" as a shade of green, but draws "red gem" as a cut-out gem: a ruby is read as a red gem, and a ruby
+# sword as a red sword.
+GEMSTONES = {"ruby": "red", "sapphire": "blue", "emerald": "green", "amethyst": "purple"}
+_GEM_WORDS = "|".join(GEMSTONES)
+
+
+def _gems_as_colours(text: str) -> str:
+    """ruby -> red gem, red ruby gem -> red gem, ruby sword -> red sword (English model words)."""
+    words = text.split(" ")
+    out: list[str] = []
+    for i, word in enumerate(words):
+        bare = word.rstrip(",")
+        if bare not in GEMSTONES:
+            out.append(word)
+            continue
+        colour, tail = GEMSTONES[bare], word[len(bare):]
+        head = tail or i + 1 == len(words)  # nothing follows in its phrase: the gem is the thing drawn
+        said = bool(out) and out[-1] == colour  # "red ruby": the colour is named already
+        if out and out[-1] == "an" and not said:  # an amethyst -> a purple gem
+            out[-1] = "a"
+        out.extend(([] if said else [colour]) + (["gem"] if head else []))
+        out[-1] += tail
+    return " ".join(out)
 
 
 def _as_english(words: list[Word]) -> str:
@@ -407,9 +434,11 @@ def _as_english(words: list[Word]) -> str:
             out.append(word.normalized or word.text)
         elif word.text in _ZH_AND and out and out[-1] not in (",", "and"):
             out.append("and")
+        elif word.category == "measure" and word.text[-1] in _ZH_CONTAINERS:
+            out.extend([_ZH_CONTAINERS[word.text[-1]], "of"])
         elif word.concept and word.category not in ("measure", "grammar", "filler", "unknown"):
             out.append(word.concept)
-    while out and out[-1] in (",", "and"):
+    while out and out[-1] in (",", "and", "of"):
         out.pop()
     if len(out) > 2 and out[0] == "with":  # 带红色矿石的石头: a with-phrase before its noun goes after it
         out = [out[-1], *out[:-1]]

@@ -179,6 +179,18 @@ def test_captions_of_the_shipped_model_read_as_before_and_chinese_as_its_english
     assert changed and all(re.search(r"\b(icon|texture)\b", c) for c in changed)
 
 
+@pytest.mark.parametrize("prompt, model_text", [
+    ("一桶水", "bucket of water"), ("一个水桶", "bucket"), ("一桶", "bucket"),  # 桶 as a measure word is the bucket
+    ("一颗红宝石", "red gem"), ("绿宝石", "green gem"), ("a sapphire", "a blue gem"), ("an amethyst", "a purple gem"),
+    ("red ruby gemstone", "red gem"), ("a ruby sword", "a red sword"), ("一把红宝石剑", "red sword"),
+    ("red ruby", "red gem"), ("blue jewel", "blue gem"),
+])
+def test_the_model_reads_containers_and_gemstones_as_what_it_can_draw(prompt, model_text):
+    """The shipped model draws "ruby" and "sapphire" as blocks and "bucket of water" as a bucket but "water" as a
+    block: the reader gives it the words it draws (docs/PROMPTS.md)."""
+    assert read_prompt(prompt).model_text == model_text
+
+
 def test_every_caption_is_read_without_unknown_words_and_normalising_twice_changes_nothing():
     for name, kind in SAMPLE_NAMES + EXTRA_NAMES:
         for color in ("red", "blue", "gray", None):
