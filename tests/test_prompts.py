@@ -252,6 +252,21 @@ def _rows(name: str) -> list[dict]:
     return [json.loads(line) for line in (EVAL / name).read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
+@pytest.mark.parametrize("name, pairs", [("prompts_natural_b.jsonl", 40), ("prompts_natural_c.jsonl", 24)])
+def test_every_natural_prompt_set_is_made_of_twins(name, pairs):
+    twins: dict[str, dict[str, dict]] = {}
+    for row in _rows(name):
+        assert set(row) <= {"prompt", "color", "kind", "shape", "lang", "twin"}
+        assert row["color"] in (*COLOR_NAMES, None) and row["kind"] in ("item", "block", None)
+        assert row.get("shape") is None or normalize_shape(row["shape"]) == row["shape"]
+        assert row["lang"] not in twins.get(row["twin"], {}), row
+        twins.setdefault(row["twin"], {})[row["lang"]] = row
+    assert len(twins) >= pairs and all(set(pair) == {"en", "zh"} for pair in twins.values())
+    for pair in twins.values():
+        keys = [{k: v for k, v in pair[lang].items() if k not in ("prompt", "lang")} for lang in ("en", "zh")]
+        assert keys[0] == keys[1], pair
+
+
 def test_natural_prompt_set_has_english_and_chinese_twins():
     rows = _rows("prompts_natural.jsonl")
     twins: dict[str, dict[str, dict]] = {}
