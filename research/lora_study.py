@@ -45,7 +45,7 @@ from pixelcore.lora import load_adapter
 from pixelcore.lora_apply import apply_adapter, merged, remove_adapter
 from pixelcore.lora_train import LoraTrainConfig, train_lora
 from pixelcore.palette import ALPHA_THRESHOLD
-from pixelcore.sampling import encode_prompt, sample
+from pixelcore.sampling import SamplerConfig, encode_prompt, sample
 from . import features as feat
 from .config import ExperimentConfig
 from .runner import heldout_prompts, prepare_features, training_split
@@ -195,9 +195,10 @@ def sampling_speed(model, adapter_path: Path, repeats: int = 5) -> dict:
             sample(m, cond, batch_size=4, generator=torch.Generator().manual_seed(i))
             if i:  # the first round warms up
                 best[name] = min(best[name], time.perf_counter() - start)
-    same = torch.equal(sample(fused, encode_prompt(fused, prompts), batch_size=4,
+    fp32 = SamplerConfig(precision="fp32")  # the arithmetic compared, not bf16's rounding of it
+    same = torch.equal(sample(fused, encode_prompt(fused, prompts), fp32, batch_size=4,
                               generator=torch.Generator().manual_seed(9)),
-                       sample(applied_model, encode_prompt(applied_model, prompts), batch_size=4,
+                       sample(applied_model, encode_prompt(applied_model, prompts), fp32, batch_size=4,
                               generator=torch.Generator().manual_seed(9)))
     return {**{f"{name}_img_s": len(prompts) * 4 / t for name, t in best.items()}, "applied_equals_merged": same}
 
