@@ -48,28 +48,15 @@ class CheckpointError(ValueError):
     """A model file that cannot be used; the message names the file and what is wrong."""
 
 
-# The models that ship in pixelcore/weights, by the name the CLI knows them by. (A distilled fast model was
-# measured and not shipped: docs/SPEED.md.)
-BUILTIN_MODELS = {"default": "pixelcore_default.safetensors"}
-
-
-def builtin_model_path(name: str = "default") -> Path:
-    """A shipped model by name ("default")."""
-    if name not in BUILTIN_MODELS:
-        raise ValueError(f"unknown built-in model {name!r}: use one of {', '.join(BUILTIN_MODELS)}")
-    return Path(__file__).resolve().parent / "weights" / BUILTIN_MODELS[name]
-
-
 def default_model_path() -> Path:
-    """The shipped default model."""
-    return builtin_model_path("default")
+    """The shipped default model (the only one shipped: a distilled fast model was measured and not shipped,
+    docs/SPEED.md)."""
+    return Path(__file__).resolve().parent / "weights" / "pixelcore_default.safetensors"
 
 
 def resolve_model_path(model: str | Path | None) -> Path:
     """The file a ``--model`` value names: None or "default" the shipped model, anything else a path."""
-    if model is None or str(model) in BUILTIN_MODELS:
-        return builtin_model_path(str(model) if model else "default")
-    return Path(model)
+    return default_model_path() if model is None or str(model) == "default" else Path(model)
 
 
 def release_state_dict(model: PixelModel) -> dict[str, torch.Tensor]:

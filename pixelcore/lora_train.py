@@ -24,7 +24,7 @@ from torch import nn
 from tqdm import tqdm
 
 from .captions import GLOSSARY, ZH_DEFAULT_MEASURE, caption_variants
-from .checkpoint import default_model_path, load_model
+from .checkpoint import load_model, resolve_model_path
 from .colors import color_matches, dominant_color
 from .data import TextureRecord, hue_shift_augment, load_textures, tone_augment
 from .dataset import CaptionBank
@@ -251,7 +251,7 @@ def train_lora(config: LoraTrainConfig) -> LoraTrainResult:
     config.validate()
     device = pick_device(config.device)
     torch.manual_seed(config.seed)
-    model = load_model(default_model_path() if config.base == "default" else config.base, device=device)
+    model = load_model(resolve_model_path(config.base), device=device)
     model.requires_grad_(False)
     records = training_records(config)
     tokens = model.palette.quantize(np.stack([r.pixels for r in records]))

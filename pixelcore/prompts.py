@@ -375,11 +375,11 @@ def read_prompt(prompt: str) -> PromptReading:
     han = any(_is_han(w.text) for w in content)
     latin = any(w.text[:1].isascii() and w.text[:1].isalnum() for w in content)
     language = "mixed" if han and latin else "zh" if han else "en" if latin else ""
-    model_text = text
+    model_text = _gems_as_colours(text)
     if language in ("zh", "mixed") and text:
-        english = _gems_as_colours(_as_english(kept))  # read again as English, to meet an English prompt's reading
-        model_text = read_prompt(english).text if english else text
-    model_text = _gems_as_colours(model_text)
+        # read again as English, to meet an English prompt's reading (gems first: English reads emerald as green)
+        english = _gems_as_colours(_as_english(kept))
+        model_text = read_prompt(english).model_text if english else text
     return PromptReading(prompt, text, tuple(words), unknown, colors, kind, shape, language, truncated, model_text)
 
 

@@ -21,7 +21,7 @@ import torch.distributed as dist
 from torch import nn
 from tqdm import tqdm
 
-from .checkpoint import default_model_path, load_model, save_model
+from .checkpoint import load_model, resolve_model_path, save_model
 from .dataset import CaptionBank, prepare_data, record_weights
 from .devices import autocast, dist_info, pick_device
 from .images import save_grid
@@ -189,7 +189,7 @@ def _initial_model(config: TrainConfig) -> PixelModel | None:
     """The model a fine-tune starts from, or None for training from scratch."""
     if not config.init_from:
         return None
-    path = default_model_path() if config.init_from == "default" else Path(config.init_from)
+    path = resolve_model_path(config.init_from)
     if config.model_overrides:
         raise ValueError("--model-overrides cannot change a model loaded with --init-from: its config is "
                          f"fixed by {path}; drop one of the two")

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pixelcore.checkpoint import default_model_path, load_model
+from pixelcore.checkpoint import load_model, resolve_model_path
 from pixelcore.evaluate import PromptSpec, copy_references, evaluate, load_prompts, model_generator, score_samples
 from pixelcore.images import save_grid
 from pixelcore.dataset import TrainingSet
@@ -45,7 +45,7 @@ def score_model(config: ExperimentConfig, split: TrainingSet, model_path: str, p
         public_prompts: The public prompt set (forgetting check).
         seeds: Samples per public prompt.
     """
-    path = default_model_path() if model_path == "default" else Path(model_path)
+    path = resolve_model_path(model_path)
     model = load_model(path)
     generate = model_generator(model)
     prompts = heldout_prompts(split.held_out)

@@ -29,7 +29,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
-from pixelcore.checkpoint import default_model_path, load_model, save_model
+from pixelcore.checkpoint import load_model, resolve_model_path, save_model
 from pixelcore.dataset import CaptionBank, prepare_data, record_weights
 from pixelcore.losses import LossConfig, maskgit_loss, palette_features, token_weights
 from pixelcore.model import MaskedTokenModel, PixelConfig, PixelModel
@@ -67,7 +67,7 @@ class DistillConfig:
 
 
 def _teacher(config: DistillConfig) -> PixelModel:
-    return load_model(default_model_path() if config.teacher == "default" else config.teacher, config.device)
+    return load_model(resolve_model_path(config.teacher), config.device)
 
 
 def teacher_samples(config: DistillConfig) -> list[Path]:

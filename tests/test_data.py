@@ -204,17 +204,22 @@ def _bomb(path, names, size=64 * 2**20):
     return path
 
 
-def test_huge_members_are_refused_without_being_read(tmp_path):
+def _load_traced(path):
+    """load_textures(path) and the peak of the memory Python allocated while it ran."""
     import tracemalloc
 
-    path = _bomb(tmp_path / "bomb.zip", ["huge.png", "good.txt", "metadata.jsonl"])
-    assert path.stat().st_size < 2**20
     tracemalloc.start()
     try:
         records, report = data.load_textures(path)
-        peak = tracemalloc.get_traced_memory()[1]
+        return records, report, tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
+
+
+def test_huge_members_are_refused_without_being_read(tmp_path):
+    path = _bomb(tmp_path / "bomb.zip", ["huge.png", "good.txt", "metadata.jsonl"])
+    assert path.stat().st_size < 2**20
+    records, report, peak = _load_traced(path)
     assert peak < 8 * 2**20
     assert [r.source.rsplit("/", 1)[-1] for r in records] == ["good.png"]
     assert records[0].caption == "good"  # the 64 MiB sidecar caption was not used
@@ -225,8 +230,6 @@ def test_huge_members_are_refused_without_being_read(tmp_path):
 
 def test_lying_size_fields_do_not_bypass_the_caps(tmp_path):
     """A member whose headers claim 100 bytes but whose deflate stream inflates to 64 MiB."""
-    import tracemalloc
-
     path = _bomb(tmp_path / "liar.zip", ["liar.png"])
     small = (100).to_bytes(4, "little")
     raw = path.read_bytes()
@@ -235,12 +238,7 @@ def test_lying_size_fields_do_not_bypass_the_caps(tmp_path):
     # zip64 sizes sit in the extra fields; point both records at a small size instead of 0xFFFFFFFF
     _patch_member(path, "liar.png", local={22: small}, central={24: small})
     assert path.read_bytes() != raw and info.file_size == 64 * 2**20
-    tracemalloc.start()
-    try:
-        records, report = data.load_textures(path)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    records, report, peak = _load_traced(path)
     assert peak < 8 * 2**20 and len(records) == 1 and report.skipped_unreadable == 1
 
 
